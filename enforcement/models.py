@@ -1,0 +1,431 @@
+"""The decisions: rules, violations, cases, actions, appeals, the email outbox and the audit log.
+
+State lives in ``TextChoices`` fields; the allowed transitions are in
+``enforcement.transitions`` and are checked by the services, never here.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account, APIKey
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity.values)}
+
+
+class ActionKind(models.TextChoices):
+    """The rungs of the ladder, in order."""
+
+    WARNING = "warning", "Warning"
+    THROTTLE = "throttle", "Throttle"
+    SUSPEND = "suspend", "Suspend"
+    TERMINATE = "terminate", "Terminate"
+
+
+class Rule(models.Model):
+    code = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    clause = models.TextField(help_text="The words of the policy this rule enforces.")
+    description = models.TextField(blank=True)
+    default_severity = models.CharField(max_length=16, choices=Severity.choices)
+    ladder_overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='First rung per severity for this rule, e.g. {"high": "suspend"}; '
+        "missing severities use the defaults.",
+    )
+    strike_window_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the default strike window."
+    )
+    act_first = models.BooleanField(
+        default=False,
+        help_text="A critical violation from a trusted source is suspended at once, reviewed after.",
+    )
+    auto_action = models.BooleanField(
+        default=True,
+        help_text="Off for rules that must never be actioned automatically (security research).",
+    )
+    publishable_key_exposure_is_violation = models.BooleanField(
+        default=False,
+        help_text="Key exposure only: treat a leaked publishable key as a true positive.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(default_severity__in=Severity.values), name="rule_severity_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.title}"
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    AWAITING_CUSTOMER = "awaiting_customer", "Awaiting customer"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    ACTIONED = "actioned", "Actioned"
+    APPEALED = "appealed", "Appealed"
+    CLOSED = "closed", "Closed"
+
+
+class ActionStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    SCHEDULED = "scheduled", "Scheduled"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    REVERTED = "reverted", "Reverted"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Case(models.Model):
+    Status = CaseStatus
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="cases")
+    status = models.CharField(max_length=24, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    severity_rank = models.PositiveSmallIntegerField(default=0, editable=False)
+    review_due_at = models.DateTimeField()
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_cases",
+    )
+    needs_lead_review = models.BooleanField(
+        default=False, help_text="An act-first action awaits a lead's confirmation."
+    )
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["review_due_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=~Q(status="closed"),
+                name="one_open_case_per_account",
+                violation_error_message="This account already has an open case.",
+            ),
+            models.CheckConstraint(condition=Q(severity__in=Severity.values), name="case_severity_valid"),
+            models.CheckConstraint(condition=Q(status__in=CaseStatus.values), name="case_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "review_due_at"]),
+            models.Index(fields=["assignee", "status"]),
+            models.Index(fields=["severity_rank", "review_due_at"]),
+            models.Index(fields=["account", "opened_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case #{self.pk} ({self.account.public_id})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != self.Status.CLOSED
+
+
+class Violation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DISMISSED = "dismissed", "Dismissed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="violations")
+    api_key = models.ForeignKey(
+        APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
+    )
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="violations")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="violations")
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    source = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=200)
+    source_trusted = models.BooleanField(default=False)
+    reported_by = models.CharField(max_length=200, help_text="Who reported it (actor label).")
+    observed_at = models.DateTimeField()
+    reported_at = models.DateTimeField(auto_now_add=True)
+    summary = models.TextField()
+    evidence = models.JSONField(default=dict, blank=True, help_text="Redacted before storage.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-reported_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="violation_source_external_id_unique"),
+            models.CheckConstraint(condition=Q(severity__in=Severity.values), name="violation_severity_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "reported_at"]),
+            models.Index(fields=["case", "reported_at"]),
+            models.Index(fields=["rule", "reported_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Violation #{self.pk} {self.rule.code} ({self.severity})"
+
+
+class EnforcementAction(models.Model):
+    Status = ActionStatus
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="enforcement_actions")
+    kind = models.CharField(max_length=16, choices=ActionKind.choices)
+    status = models.CharField(max_length=24, choices=ActionStatus.choices)
+    reason = models.TextField()
+    keys = models.ManyToManyField(
+        APIKey, blank=True, related_name="enforcement_actions", help_text="None: every key of the account."
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    ip_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    remediation_deadline = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    act_first = models.BooleanField(default=False)
+    overturned = models.BooleanField(default=False, help_text="Reverted because an appeal succeeded.")
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by_token = models.ForeignKey(
+        "ServiceToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=200)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by_token = models.ForeignKey(
+        "ServiceToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by_label = models.CharField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Reverted, expired, cancelled or failed.")
+    reviewed_at = models.DateTimeField(null=True, blank=True, help_text="Act-first: confirmed by a lead.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=ActionKind.values), name="action_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=ActionStatus.values), name="action_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["case", "created_at"]),
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["status", "scheduled_at"]),
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["status", "remediation_deadline"]),
+        ]
+        permissions = [
+            ("work_case", "Can work cases: report, assign, comment, resolve, dismiss"),
+            ("propose_action", "Can propose warnings and throttles, and request suspensions"),
+            ("suspend_action", "Can suspend without approval and revert suspensions"),
+            ("approve_action", "Can approve suspensions and terminations"),
+            ("decide_appeal", "Can decide appeals"),
+            ("submit_appeal", "Can record a customer's appeal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+
+class Appeal(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        UPHELD = "upheld", "Upheld"
+        OVERTURNED = "overturned", "Overturned"
+
+    action = models.OneToOneField(EnforcementAction, on_delete=models.PROTECT, related_name="appeal")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="appeals")
+    message = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    submitted_by_label = models.CharField(max_length=200)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by_label = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["submitted_at"]
+        indexes = [models.Index(fields=["status", "submitted_at"])]
+
+    def __str__(self) -> str:
+        return f"Appeal #{self.pk} of action #{self.action_id}"
+
+
+class Comment(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    author_label = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["case", "created_at"])]
+
+
+class Notification(models.Model):
+    """The email outbox: written with the state change that causes it, sent by a task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    class Audience(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        STAFF = "staff", "Staff"
+
+    event_key = models.CharField(max_length=200, help_text="What caused it; with the recipient, unique.")
+    template = models.CharField(max_length=64)
+    audience = models.CharField(max_length=16, choices=Audience.choices)
+    recipient = models.EmailField()
+    context = models.JSONField(default=dict, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications")
+    action = models.ForeignKey(
+        EnforcementAction, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
+    )
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["event_key", "recipient"], name="notification_once_per_event_recipient"),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="notification_pending_idx"),
+            models.Index(fields=["case", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} to {self.recipient} ({self.status})"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The audit log is append-only.")
+
+    def delete(self):
+        raise PermissionError("The audit log is append-only.")
+
+
+class AuditEvent(models.Model):
+    """Append-only: refused updates and deletes here and, on PostgreSQL, by a trigger."""
+
+    class ActorType(models.TextChoices):
+        USER = "user", "Staff member"
+        TOKEN = "token", "Service token"
+        SYSTEM = "system", "System"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_token = models.ForeignKey(
+        "ServiceToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200)
+    verb = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "created_at"]),
+            models.Index(fields=["case", "created_at"]),
+            models.Index(fields=["actor_label", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.verb} {self.target_type}:{self.target_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit log is append-only.")
+
+
+class ServiceToken(models.Model):
+    """A token automation authenticates with; only its SHA-256 is stored."""
+
+    class Scope(models.TextChoices):
+        VIOLATIONS_WRITE = "violations:write"
+        CASES_READ = "cases:read"
+        CASES_WRITE = "cases:write"
+        ACTIONS_WRITE = "actions:write"
+        ACTIONS_APPROVE = "actions:approve"
+        APPEALS_WRITE = "appeals:write"
+        INVENTORY_WRITE = "inventory:write"
+        GATE_CHECK = "gate:check"
+        AUDIT_READ = "audit:read"
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise it.")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    trusted = models.BooleanField(default=False, help_text="Its reports count as a trusted source (act-first).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

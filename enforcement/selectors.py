@@ -1,0 +1,108 @@
+"""Reads shared by the admin and the API: a case's timeline, an account's standing, queues."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from accounts.models import Account, APIKey
+from enforcement.models import Appeal, AuditEvent, Case, Comment, EnforcementAction, Notification, Violation
+from enforcement.transitions import IN_FORCE
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # violation, action, notification, comment, appeal, audit
+    title: str
+    detail: str
+    obj: object
+
+    def as_dict(self) -> dict:
+        return {"at": self.at.isoformat(), "kind": self.kind, "title": self.title, "detail": self.detail,
+                "id": getattr(self.obj, "pk", None)}
+
+
+def case_detail_queryset() -> QuerySet[Case]:
+    """A case with everything its page shows, in a constant number of queries."""
+    return Case.objects.select_related("account", "assignee").prefetch_related(
+        Prefetch("violations", queryset=Violation.objects.select_related("rule", "api_key").order_by("reported_at")),
+        Prefetch(
+            "actions",
+            queryset=EnforcementAction.objects.select_related("appeal").prefetch_related("keys").order_by("created_at"),
+        ),
+        Prefetch("notifications", queryset=Notification.objects.order_by("created_at")),
+        Prefetch("comments", queryset=Comment.objects.order_by("created_at")),
+        Prefetch("appeals", queryset=Appeal.objects.order_by("submitted_at")),
+        Prefetch("audit_events", queryset=AuditEvent.objects.order_by("created_at", "id")),
+    )
+
+
+def case_timeline(case: Case) -> list[TimelineEntry]:
+    """Everything about a case in time order. Use on a case from ``case_detail_queryset``."""
+    entries: list[TimelineEntry] = []
+    for v in case.violations.all():
+        entries.append(TimelineEntry(v.reported_at, "violation", f"{v.rule.code} ({v.severity}) reported by {v.reported_by}",
+                                     v.summary, v))
+    for a in case.actions.all():
+        entries.append(TimelineEntry(a.created_at, "action", f"{a.kind} proposed by {a.requested_by_label} ({a.status})",
+                                     a.reason, a))
+    for n in case.notifications.all():
+        entries.append(TimelineEntry(n.created_at, "notification", f"email {n.template} to {n.recipient} ({n.status})",
+                                     n.subject or n.last_error, n))
+    for c in case.comments.all():
+        entries.append(TimelineEntry(c.created_at, "comment", f"comment by {c.author_label}", c.body, c))
+    for ap in case.appeals.all():
+        entries.append(TimelineEntry(ap.submitted_at, "appeal", f"appeal of action #{ap.action_id} ({ap.status})",
+                                     ap.message, ap))
+    for e in case.audit_events.all():
+        entries.append(TimelineEntry(e.created_at, "audit", f"{e.actor_label} {e.verb} {e.target_type}:{e.target_id}",
+                                     e.note, e))
+    entries.sort(key=lambda entry: entry.at)
+    return entries
+
+
+def account_standing(account: Account, *, now: datetime | None = None) -> dict:
+    from enforcement.services import strikes_for
+
+    now = now or timezone.now()
+    window = settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
+    open_case = account.cases.exclude(status=Case.Status.CLOSED).first()
+    active_actions = list(
+        EnforcementAction.objects.filter(account=account, status__in=IN_FORCE).prefetch_related("keys")
+        .order_by("created_at")
+    )
+    return {
+        "account": account,
+        "status": account.status,
+        "strikes": strikes_for(account_id=account.pk, window_days=window, now=now),
+        "strike_window_days": window,
+        "open_case": open_case,
+        "active_actions": active_actions,
+        "keys": list(APIKey.objects.filter(account=account).order_by("prefix")),
+    }
+
+
+def case_queue(*, now: datetime | None = None) -> QuerySet[Case]:
+    """Open cases, overdue first, then by severity and deadline."""
+    return (
+        Case.objects.exclude(status=Case.Status.CLOSED)
+        .select_related("account", "assignee")
+        .order_by("review_due_at", "-severity_rank")
+    )
+
+
+def approvals_queue() -> QuerySet[EnforcementAction]:
+    return (
+        EnforcementAction.objects.filter(status=EnforcementAction.Status.AWAITING_APPROVAL)
+        .select_related("case", "account")
+        .order_by("created_at")
+    )
+
+
+def appeals_queue() -> QuerySet[Appeal]:
+    return Appeal.objects.filter(status=Appeal.Status.PENDING).select_related("action", "case__account").order_by(
+        "submitted_at"
+    )

@@ -1,0 +1,72 @@
+"""Celery is one more way in: each task takes an id, loads, and calls a service.
+
+Tasks are idempotent (the services return early when there is nothing to do), acknowledged
+late, retried with backoff, and enqueued on commit. A lost message is found by the sweep.
+"""
+
+import logging
+from functools import partial
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from enforcement import notifications, services
+from enforcement.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(task, *args) -> None:
+    """Send a task; if the broker is unreachable, log it: the periodic sweep will send it again."""
+    try:
+        task.apply_async(args=args)
+    except Exception:
+        log.exception("could not enqueue %s%r; the sweep will retry", task.name, args)
+
+
+def enqueue_on_commit(task, *args) -> None:
+    transaction.on_commit(partial(enqueue, task, *args))
+
+
+def _backoff(retries: int) -> int:
+    return min(2 ** retries * 5, 600)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=60, time_limit=90)
+def apply_action(self, action_id: int) -> str:
+    max_retries = settings.ENFORCEMENT["APPLY_MAX_RETRIES"]
+    try:
+        action = services.action_apply(action_id=action_id)
+    except NotFound:
+        return "missing"
+    except Exception as exc:
+        final = self.request.retries >= max_retries
+        log.warning("applying action %s failed (try %s): %s", action_id, self.request.retries + 1, exc)
+        services.action_record_failure(action_id=action_id, error=f"{type(exc).__name__}: {exc}", final=final)
+        if final:
+            return "failed"
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return action.status
+
+
+@shared_task(bind=True, acks_late=True, max_retries=notifications.MAX_SEND_ATTEMPTS, soft_time_limit=60, time_limit=90)
+def send_notification(self, notification_id: int) -> str:
+    try:
+        notification = notifications.notification_send(notification_id=notification_id)
+    except Exception as exc:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return notification.status if notification else "skipped"
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def sweep() -> dict:
+    report = services.sweep()
+    return {
+        "requeued_actions": len(report.requeued_actions),
+        "expired_actions": len(report.expired_actions),
+        "escalated_actions": len(report.escalated_actions),
+        "requeued_notifications": len(report.requeued_notifications),
+    }

@@ -1,0 +1,96 @@
+import pytest
+
+from enforcement.actors import Actor
+from enforcement.models import ServiceToken
+from enforcement.tokens import service_token_create
+from tests.factories import AccountFactory, APIKeyFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _settings(settings, tmp_path):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.STAFF_ALERT_EMAILS = ["oncall@millimetric.ai"]
+
+
+@pytest.fixture
+def agent(db):
+    return UserFactory(username="agent", role="tns_agent")
+
+
+@pytest.fixture
+def lead(db):
+    return UserFactory(username="lead", role="tns_lead")
+
+
+@pytest.fixture
+def second_lead(db):
+    return UserFactory(username="lead2", role="tns_lead")
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="auditor", role="tns_auditor")
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, staff flag set, but no role: may see nothing and do nothing."""
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def as_agent(agent):
+    return Actor.for_user(agent)
+
+
+@pytest.fixture
+def as_lead(lead):
+    return Actor.for_user(lead)
+
+
+@pytest.fixture
+def as_second_lead(second_lead):
+    return Actor.for_user(second_lead)
+
+
+@pytest.fixture
+def account(db):
+    return AccountFactory()
+
+
+@pytest.fixture
+def keys(account):
+    return [
+        APIKeyFactory(account=account, kind="publishable"),
+        APIKeyFactory(account=account, kind="secret"),
+        APIKeyFactory(account=account, kind="restricted"),
+    ]
+
+
+@pytest.fixture
+def detector_token(db):
+    """An untrusted detector: may report, nothing else."""
+    token, raw = service_token_create(name="detector", scopes=["violations:write"], trusted=False)
+    token.raw = raw
+    return token
+
+
+@pytest.fixture
+def trusted_detector(db):
+    token, raw = service_token_create(name="trusted-detector", scopes=["violations:write", "cases:read"], trusted=True)
+    token.raw = raw
+    return token
+
+
+@pytest.fixture
+def as_trusted_detector(trusted_detector):
+    return Actor.for_token(trusted_detector)
+
+
+@pytest.fixture
+def as_detector(detector_token):
+    return Actor.for_token(detector_token)
+
+
+__all__ = ["ServiceToken"]
