@@ -234,3 +234,53 @@ def _audit(notification: Notification, verb: str, after: dict) -> None:
     audit_record(actor=SYSTEM, verb=verb, target=notification, case=notification.case,
                  account=notification.account, after={**after, "template": notification.template,
                                                       "recipient": notification.recipient})
+
+
+def sample_context(template: str) -> dict:
+    """Made-up but realistic data for previewing a template (admin) and for template tests."""
+    base = {
+        "case_id": 1042,
+        "case_severity": "high",
+        "review_due_at": "2026-11-29T14:00:00+00:00",
+        "account_id": "acct_demo00000000001",
+        "account_name": "Acme Analytics Ltd",
+        "rules": [{"code": "secrets-in-events", "title": "Card numbers, government IDs, passwords or secrets in events"}],
+        "action_id": 77,
+        "action_kind": template.removeprefix("customer_").removeprefix("staff_"),
+        "action_status": "applied",
+        "reason": "high severity, 1 strike in 90 days -> throttle",
+        "act_first": template == "customer_suspend",
+        "rate_limit_per_minute": 60,
+        "ip_rate_limit_per_minute": 10,
+        "expires_at": "2026-12-06T12:00:00+00:00",
+        "remediation_deadline": "2026-12-06T12:00:00+00:00",
+        "keys": ["sk_live_4eC39HqL"],
+        "requested_by": "agent.alex",
+        "last_error": "OperationalError: could not connect to server",
+        "violations": [
+            {
+                "rule": "secrets-in-events",
+                "rule_title": "Card numbers, government IDs, passwords or secrets in events",
+                "rule_clause": "Don't send full credit-card numbers, government IDs, passwords, or other secrets.",
+                "summary": "Event property card_number carried [CARD REDACTED ...1111] in 312 events.",
+                "severity": "high",
+            }
+        ],
+        "violation": {
+            "id": 9001,
+            "rule": "secrets-in-events",
+            "rule_title": "Card numbers, government IDs, passwords or secrets in events",
+            "rule_clause": "Don't send full credit-card numbers, government IDs, passwords, or other secrets.",
+            "severity": "critical",
+            "summary": "Event property card_number carried [CARD REDACTED ...1111] in 312 events.",
+            "observed_at": "2026-11-29T11:40:00+00:00",
+            "api_key": "sk_live_4eC39HqL",
+        },
+        "how": "reverted",
+        "outcome": "overturned",
+        "note": "The events were from a test harness and have been deleted.",
+        "appeal_id": 12,
+        "key_prefix": "sk_live_4eC39HqL",
+        "leak_url": "https://github.com/example/repo/blob/main/.env",
+    }
+    return base
