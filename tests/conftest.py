@@ -1,16 +1,24 @@
 import pytest
 
+from config.celery import app as celery_app
+
 from enforcement.actors import Actor
-from enforcement.models import ServiceToken
 from enforcement.tokens import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _settings(settings, tmp_path):
+def _settings(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.STAFF_ALERT_EMAILS = ["oncall@millimetric.ai"]
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    """Tasks run in-process unless a test starts a real worker (see tests/test_worker_e2e.py)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
@@ -92,5 +100,3 @@ def as_trusted_detector(trusted_detector):
 def as_detector(detector_token):
     return Actor.for_token(detector_token)
 
-
-__all__ = ["ServiceToken"]
