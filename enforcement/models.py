@@ -292,6 +292,9 @@ class Comment(models.Model):
         ordering = ["created_at"]
         indexes = [models.Index(fields=["case", "created_at"])]
 
+    def __str__(self) -> str:
+        return f"Comment #{self.pk} on case #{self.case_id}"
+
 
 class Notification(models.Model):
     """The email outbox: written with the state change that causes it, sent by a task."""

@@ -44,11 +44,11 @@ def case_timeline(case: Case) -> list[TimelineEntry]:
     """Everything about a case in time order. Use on a case from ``case_detail_queryset``."""
     entries: list[TimelineEntry] = []
     for v in case.violations.all():
-        entries.append(TimelineEntry(v.reported_at, "violation", f"{v.rule.code} ({v.severity}) reported by {v.reported_by}",
-                                     v.summary, v))
+        title = f"{v.rule.code} ({v.severity}) reported by {v.reported_by}"
+        entries.append(TimelineEntry(v.reported_at, "violation", title, v.summary, v))
     for a in case.actions.all():
-        entries.append(TimelineEntry(a.created_at, "action", f"{a.kind} proposed by {a.requested_by_label} ({a.status})",
-                                     a.reason, a))
+        title = f"{a.kind} proposed by {a.requested_by_label} ({a.status})"
+        entries.append(TimelineEntry(a.created_at, "action", title, a.reason, a))
     for n in case.notifications.all():
         entries.append(TimelineEntry(n.created_at, "notification", f"email {n.template} to {n.recipient} ({n.status})",
                                      n.subject or n.last_error, n))

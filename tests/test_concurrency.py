@@ -1,0 +1,108 @@
+"""Two staff members clicking at once, two workers delivering the same message: one result.
+
+Real concurrency needs real row locks, so these run on PostgreSQL (CI) only.
+"""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from accounts.models import APIKey
+from enforcement import services
+from enforcement.actors import Actor
+from enforcement.models import AuditEvent, EnforcementAction
+from tests.factories import AccountFactory, APIKeyFactory, UserFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL"),
+]
+
+
+def run_together(*calls):
+    """Run the calls in threads released at the same instant; return results or exceptions."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def worker(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as exc:  # collected and asserted by the test
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.fixture
+def pending_suspension():
+    account = AccountFactory()
+    for kind in ("publishable", "secret", "restricted"):
+        APIKeyFactory(account=account, kind=kind)
+    agent = Actor.for_user(UserFactory(username="agent", role="tns_agent"))
+    case = services.violation_report(actor=agent, account=account.public_id, rule="secrets-in-events", source="t",
+                                     external_id="1", summary="click farm").violation.case
+    return services.action_propose(actor=agent, case_id=case.pk, kind="suspend", reason="fraud")
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_leads_approving_at_once_apply_once(pending_suspension, attempt):
+    leads = [Actor.for_user(UserFactory(username=f"lead{i}", role="tns_lead")) for i in range(2)]
+    results = run_together(
+        *(lambda lead=lead: services.action_approve(actor=lead, action_id=pending_suspension.pk) for lead in leads)
+    )
+    assert all(isinstance(r, EnforcementAction) for r in results), results
+    action = EnforcementAction.objects.get(pk=pending_suspension.pk)
+    assert action.status == EnforcementAction.Status.APPLIED
+    assert AuditEvent.objects.filter(verb="action.approved").count() == 1
+    assert AuditEvent.objects.filter(verb="action.applied").count() == 1
+    assert set(APIKey.objects.values_list("state_version", flat=True)) == {2}  # one change per key
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_workers_applying_at_once_apply_once(pending_suspension, attempt, monkeypatch):
+    from enforcement import tasks
+
+    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)
+    lead = Actor.for_user(UserFactory(username="lead", role="tns_lead"))
+    services.action_approve(actor=lead, action_id=pending_suspension.pk)
+    results = run_together(*(lambda: tasks.apply_action.apply(args=(pending_suspension.pk,)).get() for _ in range(4)))
+    assert results == ["applied"] * 4, results
+    assert AuditEvent.objects.filter(verb="action.applied").count() == 1
+    assert set(APIKey.objects.values_list("status", flat=True)) == {"suspended"}
+    assert set(APIKey.objects.values_list("state_version", flat=True)) == {2}
+
+
+def test_two_reports_of_one_violation_at_once_make_one(monkeypatch):
+    account = AccountFactory()
+    reporter = Actor.for_user(UserFactory(username="agent", role="tns_agent"))
+    results = run_together(*(
+        lambda: services.violation_report(actor=reporter, account=account.public_id, rule="spam-fraud",
+                                          source="ids", external_id="same", summary="x")
+        for _ in range(4)
+    ))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sum(r.created for r in results) == 1
+    assert len({r.violation.pk for r in results}) == 1
+    assert AuditEvent.objects.filter(verb="violation.reported").count() == 1
+    assert AuditEvent.objects.filter(verb="case.opened").count() == 1
+
+
+def test_two_reports_for_one_account_at_once_share_one_case():
+    account = AccountFactory()
+    reporter = Actor.for_user(UserFactory(username="agent", role="tns_agent"))
+    results = run_together(*(
+        lambda i=i: services.violation_report(actor=reporter, account=account.public_id, rule="spam-fraud",
+                                              source="ids", external_id=f"v{i}", summary="x")
+        for i in range(4)
+    ))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert len({r.violation.case_id for r in results}) == 1

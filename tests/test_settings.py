@@ -1,0 +1,83 @@
+"""Settings come from the environment and fail loudly on bad values."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import email_settings_from_url, env_bool, env_int, env_list
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_bool(monkeypatch):
+    monkeypatch.setenv("FLAG", "yes")
+    assert env_bool("FLAG") is True
+    monkeypatch.setenv("FLAG", "0")
+    assert env_bool("FLAG", default=True) is False
+    monkeypatch.delenv("FLAG")
+    assert env_bool("FLAG", default=True) is True
+    monkeypatch.setenv("FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="FLAG"):
+        env_bool("FLAG")
+
+
+def test_env_int(monkeypatch):
+    monkeypatch.setenv("N", "12")
+    assert env_int("N", 1) == 12
+    monkeypatch.setenv("N", "twelve")
+    with pytest.raises(ImproperlyConfigured, match="not an integer"):
+        env_int("N", 1)
+    monkeypatch.setenv("N", "-1")
+    with pytest.raises(ImproperlyConfigured, match="minimum"):
+        env_int("N", 1, minimum=0)
+
+
+def test_env_list(monkeypatch):
+    monkeypatch.setenv("HOSTS", "a.example, b.example,,")
+    assert env_list("HOSTS", []) == ["a.example", "b.example"]
+
+
+def test_email_url(tmp_path):
+    smtp = email_settings_from_url("smtp://user:p%40ss@mail.example:2525?tls=1", base_dir=tmp_path)
+    assert smtp["EMAIL_HOST"] == "mail.example" and smtp["EMAIL_PORT"] == 2525
+    assert smtp["EMAIL_HOST_PASSWORD"] == "p@ss" and smtp["EMAIL_USE_TLS"] and not smtp["EMAIL_USE_SSL"]
+    smtps = email_settings_from_url("smtps://mail.example", base_dir=tmp_path)
+    assert smtps["EMAIL_PORT"] == 465 and smtps["EMAIL_USE_SSL"]
+    assert email_settings_from_url("console://", base_dir=tmp_path)["EMAIL_BACKEND"].endswith("console.EmailBackend")
+    assert email_settings_from_url("file:///tmp/mail", base_dir=tmp_path)["EMAIL_FILE_PATH"] == "/tmp/mail"
+    for bad in ("carrier-pigeon://x", "smtp://", "smtp://host:notaport"):
+        with pytest.raises(ImproperlyConfigured):
+            email_settings_from_url(bad, base_dir=tmp_path)
+
+
+def _manage(*args, **env):
+    environment = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}}
+    environment.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_production_profile_passes_check_deploy(tmp_path):
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        DJANGO_PROFILE="production", SECRET_KEY="k" * 64 + "-production-secret-for-the-check",
+        ALLOWED_HOSTS="console.millimetric.ai", VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_profile_refuses_to_start_without_a_secret_key(tmp_path):
+    result = _manage("check", DJANGO_PROFILE="production", ALLOWED_HOSTS="x", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_bad_values_fail_loudly(tmp_path):
+    result = _manage("check", DEBUG="perhaps", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "DEBUG='perhaps' is not a boolean" in result.stderr
+    result = _manage("check", DATABASE_URL="nosuchdb://x", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "DATABASE_URL" in result.stderr
