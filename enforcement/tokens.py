@@ -37,7 +37,7 @@ def service_token_create(
         name=name, prefix=raw[:12], token_sha256=_hash(raw), scopes=sorted(set(scopes)), trusted=trusted,
         expires_at=expires_at, created_by=created_by,
     )
-    from enforcement.actors import Actor, SYSTEM
+    from enforcement.actors import SYSTEM, Actor
     from enforcement.audit import audit_record
 
     actor = Actor.for_user(created_by) if created_by else SYSTEM

@@ -1,7 +1,6 @@
 import pytest
 
 from config.celery import app as celery_app
-
 from enforcement.actors import Actor
 from enforcement.tokens import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory

@@ -7,8 +7,8 @@ from django.db import IntegrityError, connection, transaction
 
 from accounts.models import APIKey
 from accounts.tokens import generate_token, hash_token, is_well_formed_prefix, kind_of, prefix_of
-from enforcement.audit import audit_record
 from enforcement.actors import SYSTEM
+from enforcement.audit import audit_record
 from enforcement.models import AuditEvent, Case, ServiceToken, Violation
 from enforcement.tokens import service_token_authenticate, service_token_create, service_token_revoke
 from tests.factories import AccountFactory, APIKeyFactory, rule
@@ -41,8 +41,8 @@ def _case(account, status="open"):
 
 def test_duplicate_source_external_id_is_refused(account):
     case = _case(account)
-    fields = dict(account=account, rule=rule("spam-fraud"), case=case, severity="high", source="ids",
-                  external_id="e-1", reported_by="t", observed_at=case.review_due_at, summary="s")
+    fields = {"account": account, "rule": rule("spam-fraud"), "case": case, "severity": "high", "source": "ids",
+                  "external_id": "e-1", "reported_by": "t", "observed_at": case.review_due_at, "summary": "s"}
     Violation.objects.create(**fields)
     with pytest.raises(IntegrityError), transaction.atomic():
         Violation.objects.create(**fields)
