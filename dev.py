@@ -53,7 +53,8 @@ def up(argv: list[str]) -> None:
     children = {name: subprocess.Popen([str(a) for a in cmd], cwd=ROOT) for name, cmd in processes.items()}
     time.sleep(2)
     print(
-        f"\nThe console is running: http://127.0.0.1:{port}/admin/ (log in with a demo login above)\n"
+        f"\nThe console is running: http://127.0.0.1:{port}/admin/\n"
+        f"Log in as lee.lead (a lead) or alex.agent (an agent), password demo-password-2026.\n"
         f"API docs: http://127.0.0.1:{port}/api/docs/   Press Ctrl-C to stop web, worker and beat.\n",
         flush=True,
     )
