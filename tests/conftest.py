@@ -10,6 +10,8 @@ from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 def _settings(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.STAFF_ALERT_EMAILS = ["oncall@millimetric.ai"]
+    # The production hasher costs ~0.3 s per password; tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
