@@ -73,7 +73,7 @@ def test_audit_log_refuses_edits_in_code(account):
     assert AuditEvent.objects.get(pk=event.pk).verb == "test.done"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_audit_events_must_be_written_inside_a_transaction():
     account = AccountFactory()
     with pytest.raises(AssertionError):

@@ -1,0 +1,206 @@
+"""End to end through a real SMTP server on loopback: warning -> suspension -> appeal overturned.
+
+The server is aiosmtpd (pure Python) on 127.0.0.1 and a port the system picks; Django's SMTP
+backend is pointed at it through EMAIL_URL, and the services run with their on-commit work
+(eager Celery tasks), as after a real commit.
+"""
+
+import socket
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+
+from accounts.models import APIKey
+from config.celery import app as celery_app
+from enforcement import notifications, services, tasks
+from enforcement.models import Appeal, EnforcementAction, Notification
+from tests.emails.mailbox import assert_no_secrets, plain, visible_text
+from tests.factories import AccountFactory, APIKeyFactory
+
+pytestmark = pytest.mark.django_db
+
+CARD = "4111 1111 1111 1111"
+CARD_DIGITS = CARD.replace(" ", "")
+VICTIM = "shopper@victim.example"
+
+
+@pytest.fixture
+def customer(db):
+    account = AccountFactory(name="Acme Analytics Ltd", email="owner@acme.example", public_id="acct_acme0000000001")
+    key = APIKeyFactory(account=account, kind="secret")
+    return account, key
+
+
+def received(smtp_server):
+    return [(m.rcpt_tos, m.subject) for m in smtp_server.messages]
+
+
+def test_warning_suspension_and_overturned_appeal_reach_the_smtp_server_exactly_once(
+    smtp_settings, smtp_server, customer, as_agent, as_lead, lead, django_capture_on_commit_callbacks
+):
+    account, key = customer
+
+    def run(fn, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(**kwargs)
+
+    def report(external_id):
+        return run(
+            services.violation_report, actor=as_agent, account=account, rule="secrets-in-events", api_key=key,
+            source="pii-detector", external_id=external_id,
+            summary=f"Property card_number carried {CARD} in 312 events sent with {key.token}",
+            evidence={"event": {"card_number": CARD_DIGITS, "email": VICTIM}, "key": key.token},
+        )
+
+    # 1. A warning, applied by a task, emailed to the customer.
+    case = report("evt-1").violation.case
+    warning = run(services.action_propose, actor=as_agent, case_id=case.pk, kind="warning",
+                  reason="Card numbers in checkout events")
+    warning.refresh_from_db()
+    assert warning.status == EnforcementAction.Status.APPLIED
+    deadline = date_format(timezone.localtime(warning.remediation_deadline), "j M Y")
+
+    # 2. It happens again; an agent asks for a suspension, a lead approves it, a task applies it.
+    report("evt-2")
+    suspension = run(services.action_propose, actor=as_agent, case_id=case.pk, kind="suspend",
+                     reason="Card numbers again after the warning")
+    assert suspension.status == EnforcementAction.Status.AWAITING_APPROVAL
+    run(services.action_approve, actor=as_lead, action_id=suspension.pk)
+    suspension.refresh_from_db()
+    assert suspension.status == EnforcementAction.Status.APPLIED
+    assert APIKey.objects.get(pk=key.pk).status == "suspended"
+
+    # 3. The customer appeals; a lead overturns the suspension.
+    appeal = run(services.appeal_submit, actor=as_agent, action_id=suspension.pk,
+                 message="Our test harness sent those; it is fixed and the data deleted.")
+    run(services.appeal_decide, actor=as_lead, appeal_id=appeal.pk, outcome=Appeal.Status.OVERTURNED,
+        note="Test data from the customer's harness; fixed the same day.")
+    assert APIKey.objects.get(pk=key.pk).status == "active"
+
+    owner, leads = ["owner@acme.example"], ["lead@millimetric.ai"]
+    assert received(smtp_server) == [
+        (owner, f"Action needed by {deadline}: Acceptable Use Policy warning (case #{case.pk})"),
+        (leads, f"[T&S] Approval needed: suspension on Acme Analytics Ltd (case #{case.pk})"),
+        (owner, f"Your Millimetric account is suspended (case #{case.pk})"),
+        (owner, f"We received your appeal (case #{case.pk})"),
+        (owner, f"We have lifted the suspension on your Millimetric account (case #{case.pk})"),
+        (owner, f"Your appeal was successful (case #{case.pk})"),
+    ]
+
+    rows = {n.message_id: n for n in Notification.objects.all()}
+    assert len(rows) == 6 and all(n.status == Notification.Status.SENT and n.attempts == 1 for n in rows.values())
+    for message in smtp_server.messages:
+        headers = message.message
+        row = rows[headers["Message-ID"]]  # the row is marked sent with the id the server received
+        assert row.recipient == message.rcpt_tos[0] == headers["To"] and row.subject == message.subject
+        assert message.mail_from == "trust@millimetric.ai"
+        assert headers["From"] == "Millimetric Trust & Safety <trust@millimetric.ai>"
+        assert headers["Reply-To"] == "appeals@millimetric.ai"
+        assert headers["List-Unsubscribe"] is None and headers["Auto-Submitted"] == "auto-generated"
+        text, html = message.part("text/plain"), message.part("text/html")
+        # No secret, card number or evidence, in any form, anywhere in the message. (The raw message is only
+        # searched for the known values: its MIME boundary and Message-ID are long random runs of digits.)
+        raw = message.raw.decode("utf-8", "replace")
+        assert not [s for s in (CARD, CARD_DIGITS, key.token, key.token[16:], VICTIM) if s in raw]
+        for content in (message.subject, text, html):
+            assert_no_secrets(content, CARD, CARD_DIGITS, key.token, key.token[16:], VICTIM)
+
+    warning_mail, approval_mail, suspend_mail = smtp_server.messages[:3]
+    warning_deadline = date_format(timezone.localtime(warning.remediation_deadline), "l j F Y, H:i e")
+    for seen in (plain(warning_mail.part("text/plain")), visible_text(warning_mail.part("text/html"))):
+        assert f"Please fix this by {warning_deadline}" in seen
+        assert "Don't send full credit-card numbers, government IDs, passwords, or other secrets." in seen
+        assert "[CARD REDACTED ...1111]" in seen
+    approval = plain(approval_mail.part("text/plain"))
+    assert f"http://127.0.0.1:8000/admin/enforcement/case/{case.pk}/change/" in approval
+    assert "Card numbers again after the warning" in approval
+    assert "We have suspended all API keys of your account" in plain(suspend_mail.part("text/plain"))
+    assert "act first" not in suspend_mail.part("text/plain")  # a suspension by hand, not act-first
+    decided = plain(smtp_server.messages[5].part("text/plain"))
+    assert "we overturned it" in decided and "fixed the same day" in decided
+
+    # Running the send task again, for every email, sends nothing more.
+    for notification_id in Notification.objects.values_list("pk", flat=True):
+        assert tasks.send_notification.apply(args=[notification_id]).get() == "skipped"
+    assert len(smtp_server.messages) == 6
+
+
+def test_send_task_run_twice_delivers_once(smtp_settings, smtp_server, customer, django_capture_on_commit_callbacks):
+    account, key = customer
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:  # the enqueue on commit is dropped
+        [row] = notifications.notify_account(
+            template="customer_key_revoked", event_key=f"key:{key.pk}:revoked", account=account,
+            context={"account_id": account.public_id, "account_name": account.name, "key_prefix": key.prefix,
+                     "leak_url": "https://github.com/acme/app/blob/main/.env"},
+        )
+    assert len(callbacks) == 1
+    assert tasks.send_notification.apply(args=[row.pk]).get() == "sent"
+    assert tasks.send_notification.apply(args=[row.pk]).get() == "skipped"
+    [message] = smtp_server.messages
+    assert message.rcpt_tos == ["owner@acme.example"]
+    assert message.subject == f"Your Millimetric secret key {key.prefix} was revoked after being exposed publicly"
+    assert key.token[16:] not in message.raw.decode()
+    assert_no_secrets(message.part("text/plain"), key.token)
+    assert "How to roll a new key" in visible_text(message.part("text/html"))
+
+
+@pytest.fixture
+def eager_retries():
+    propagates = celery_app.conf.task_eager_propagates
+    celery_app.conf.task_eager_propagates = False
+    yield
+    celery_app.conf.task_eager_propagates = propagates
+
+
+def test_server_down_fails_after_retries_then_resend_delivers(settings, smtp_settings, smtp_server, customer,
+                                                               as_lead, eager_retries, monkeypatch,
+                                                               django_capture_on_commit_callbacks):
+    account, key = customer
+    monkeypatch.setattr(tasks, "_backoff", lambda retries: 0)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    settings.EMAIL_PORT = closed.getsockname()[1]  # bound, not listening: connections are refused
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            [row] = notifications.notify_account(template="customer_key_revoked", event_key="key:x:revoked",
+                                                 account=account, context={"key_prefix": key.prefix})
+    finally:
+        closed.close()
+    row.refresh_from_db()
+    assert row.status == Notification.Status.FAILED and row.attempts == notifications.MAX_SEND_ATTEMPTS
+    assert row.last_error.startswith("ConnectionRefusedError")
+    assert smtp_server.messages == []
+
+    settings.EMAIL_PORT = smtp_server.port
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notification_resend(actor=as_lead, notification_id=row.pk)
+    row.refresh_from_db()
+    assert row.status == Notification.Status.SENT and len(smtp_server.messages) == 1
+    assert smtp_server.messages[0].message["Message-ID"] == row.message_id
+
+
+def test_a_recipient_the_server_refuses_fails_at_once(smtp_settings, smtp_server, customer,
+                                                      django_capture_on_commit_callbacks):
+    account, key = customer
+    smtp_server.refuse.add(account.email)
+    with django_capture_on_commit_callbacks(execute=True):
+        [row] = notifications.notify_account(template="customer_key_revoked", event_key="key:y:revoked",
+                                             account=account, context={"key_prefix": key.prefix})
+    row.refresh_from_db()
+    assert row.status == Notification.Status.FAILED and row.attempts == 1
+    assert "SMTPRecipientsRefused" in row.last_error and "550" in row.last_error
+    assert smtp_server.messages == []
+
+
+def test_the_sweep_delivers_an_email_whose_task_was_lost(smtp_settings, smtp_server, customer, settings,
+                                                         django_capture_on_commit_callbacks):
+    account, key = customer
+    with django_capture_on_commit_callbacks(execute=False):
+        [row] = notifications.notify_account(template="customer_key_revoked", event_key="key:z:revoked",
+                                             account=account, context={"key_prefix": key.prefix})
+    later = timezone.now() + timedelta(seconds=settings.ENFORCEMENT["SWEEP_GRACE_SECONDS"] + 1)
+    assert services.sweep(now=later).requeued_notifications == [row.pk]
+    assert services.sweep(now=later).requeued_notifications == []
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["owner@acme.example"]]
