@@ -45,6 +45,7 @@ def up(argv: list[str]) -> None:
     port = os.environ.get("PORT", "8000")
     run([PY, "manage.py", "migrate", "--noinput", "-v", "0"])
     run([PY, "manage.py", "seed_demo"])
+    run([PY, "manage.py", "publish_key_states"])  # the gate reads the edge store, not the database
     processes = {
         "web": [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [BIN / "celery", "-A", "config", "worker", "--loglevel", "WARNING", "--concurrency", "2"],

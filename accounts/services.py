@@ -155,9 +155,12 @@ def _key_upsert(*, actor, prefix, account, kind, token_sha256, rate_limit, ip_ra
         }
         if all(getattr(key, name) == value for name, value in changed.items()):
             return key, False
+        new_token = key.token_sha256 != token_sha256
         for name, value in changed.items():
             setattr(key, name, value)
-        key.save(update_fields=[*changed, "updated_at"])
+        if new_token:
+            key.state_version += 1  # the edge finds a key by its token hash: a new hash is a new edge record
+        key.save(update_fields=[*changed, *(["state_version"] if new_token else []), "updated_at"])
         created = False
         audit_record(actor=actor, verb="key.updated", target=key, account=account, before=before,
                      after=snapshot(key, KEY_FIELDS))
@@ -165,6 +168,7 @@ def _key_upsert(*, actor, prefix, account, kind, token_sha256, rate_limit, ip_ra
     from enforcement.services import account_keys_recompute
 
     account_keys_recompute(account_id=account.pk, key_ids=[key.pk])
+    edge.publish_keys_on_commit([key.pk])  # a new key may not change state, yet the edge must learn it
     key.refresh_from_db()
     return key, created
 
@@ -182,6 +186,7 @@ def key_revoke(*, actor: Actor, key_id: int, reason: str) -> APIKey:
     from enforcement.services import account_keys_recompute
 
     account_keys_recompute(account_id=key.account_id, key_ids=[key.pk])
+    edge.publish_keys_on_commit([key.pk])  # at once, not behind the worker's queue
     key.refresh_from_db()
     audit_record(actor=actor, verb="key.revoked", target=key, account=key.account, before=before,
                  after=snapshot(key, ["status", "revoked_at"]), note=reason)

@@ -36,7 +36,7 @@ if PRODUCTION and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "enforcement.admin_apps.ConsoleAdminConfig",  # django.contrib.admin with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -134,11 +134,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Millimetric Trust & Safety <
 EMAIL_REPLY_TO = env_str("EMAIL_REPLY_TO", "trust@millimetric.ai")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", ["tns-oncall@millimetric.ai"])
+# Where staff emails link to (the admin case page): the console's public address.
+CONSOLE_BASE_URL = (env_str("CONSOLE_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 # --- Celery ---------------------------------------------------------------
 # The embedded default is kombu's filesystem transport: a worker and beat run as real
 # processes and exchange messages through a directory, with no server to install.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery-broker"
@@ -166,6 +168,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "enforcement.tasks.sweep",
         "schedule": timedelta(seconds=env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)),
     },
+    # The edge store recovers from a lost publish: recent key changes every minute, everything hourly.
+    "edge-republish-recent": {
+        "task": "accounts.tasks.republish_key_states",
+        "schedule": timedelta(seconds=60),
+        "kwargs": {"window_seconds": 900},
+    },
+    "edge-rebuild": {
+        "task": "accounts.tasks.republish_key_states",
+        "schedule": timedelta(hours=1),
+        "kwargs": {"window_seconds": None},
+    },
 }
 
 # --- Enforcement policy knobs ---------------------------------------------
@@ -181,20 +194,74 @@ ENFORCEMENT = {
 }
 
 # --- REST API -------------------------------------------------------------
+def _api_rate(name: str, default: str) -> str | None:
+    """A throttle rate like ``6000/min``; ``off`` disables it."""
+    value = (env_str(name, default) or "").strip()
+    if value.lower() in {"off", "none", "0"}:
+        return None
+    count, _, period = value.partition("/")
+    if not (count.isdigit() and int(count) > 0 and period[:1] in {"s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f"{name}={value!r}: use N/sec, N/min, N/hour, N/day, or off.")
+    return value
+
+
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "enforcement.api.schema.ApiAutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "enforcement.api.auth.ServiceTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["enforcement.api.permissions.ScopePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["enforcement.api.throttling.PrincipalRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        # Per service token or staff member, and per client address before authentication.
+        "principal": _api_rate("API_THROTTLE_RATE", "6000/min"),
+        "anonymous": _api_rate("API_ANON_THROTTLE_RATE", "600/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "enforcement.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "enforcement.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# Idempotency-Key: how long a POST's first answer is kept for replays (kept in the default cache).
+API_IDEMPOTENCY_TTL_SECONDS = env_int("API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60)
+# Swagger UI's assets are served from this installation (drf-spectacular-sidecar), not a CDN.
+INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Millimetric enforcement console API",
+    "DESCRIPTION": "The REST API of the trust and safety console, version 1: detectors report violations, the "
+    "platform mirrors accounts and keys, automation works cases. Every error answers `{\"error\": {\"code\", "
+    "\"message\", \"fields\"}}`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "enforcement.models.Severity",
+        "CaseStatusEnum": "enforcement.models.CaseStatus",
+        "ActionStatusEnum": "enforcement.models.ActionStatus",
+        "ActionKindEnum": "enforcement.models.ActionKind",
+        "KeyStatusEnum": "accounts.models.KeyStatus",
+        "AccountStatusEnum": "accounts.models.Account.Status",
+        "KeyKindEnum": "accounts.models.APIKey.Kind",
+        "ViolationStatusEnum": "enforcement.models.Violation.Status",
+        "AppealStatusEnum": "enforcement.models.Appeal.Status",
+        "NotificationStatusEnum": "enforcement.models.Notification.Status",
+    },
 }
+
+# --- Integrations -------------------------------------------------------------
+# GitHub secret scanning: a file holding GitHub's /meta/public_keys/secret_scanning answer as it is
+# (``manage.py fetch_github_keys`` writes it). Unset: every delivery is refused (401).
+GITHUB_SECRET_SCANNING_KEYS = env_str("GITHUB_SECRET_SCANNING_KEYS") or None
 
 # --- Logging --------------------------------------------------------------
 LOGGING = {

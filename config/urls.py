@@ -7,3 +7,7 @@ urlpatterns = [
     path("", include("accounts.api_urls")),
     path("", include("enforcement.integrations.urls")),
 ]
+
+# JSON errors under /api/ (Django's own pages elsewhere).
+handler404 = "enforcement.api.exceptions.handler404"
+handler500 = "enforcement.api.exceptions.handler500"

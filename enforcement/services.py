@@ -28,11 +28,12 @@ from enforcement.actors import (
     Actor,
 )
 from enforcement.audit import audit_record, snapshot
-from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound, ServiceError, ValidationFailed
 from enforcement.models import (
     SEVERITY_RANK,
     ActionKind,
     Appeal,
+    AuditEvent,
     Case,
     Comment,
     EnforcementAction,
@@ -225,23 +226,40 @@ class ReportResult:
     act_first_action: EnforcementAction | None = None
 
 
-def _resolve_report_inputs(*, account, rule, api_key, severity):
+def _report_problems(report: dict, *, account, rule, key) -> dict[str, list[str]]:
+    """What is wrong with one report, given what its references resolved to (None: not found)."""
     fields: dict[str, list[str]] = {}
+    if account is None:
+        fields["account"] = [f"No account {report['account']!r}."]
+    if rule is None:
+        fields["rule"] = [f"No active rule {report['rule']!r}."]
+    if report.get("api_key"):
+        if key is None:
+            fields["api_key"] = [f"No key {report['api_key']!r}."]
+        elif account is not None and key.account_id != account.pk:
+            fields["api_key"] = ["This key belongs to another account."]
+    severity = report.get("severity")
+    if severity is not None and severity not in Severity.values:
+        fields["severity"] = [f"Must be one of {', '.join(Severity.values)}."]
+    return fields
+
+
+def _missing_report_fields(report: dict) -> dict[str, list[str]]:
+    return {
+        name: ["This field is required."]
+        for name in ("source", "external_id", "summary")
+        if not report.get(name) or not str(report[name]).strip()
+    }
+
+
+def _resolve_report_inputs(*, account, rule, api_key, severity):
     account_obj = account if isinstance(account, Account) else Account.objects.filter(public_id=account).first()
-    if account_obj is None:
-        fields["account"] = [f"No account {account!r}."]
     rule_obj = rule if isinstance(rule, Rule) else Rule.objects.filter(code=rule, is_active=True).first()
-    if rule_obj is None:
-        fields["rule"] = [f"No active rule {rule!r}."]
     key_obj = None
     if api_key:
         key_obj = api_key if isinstance(api_key, APIKey) else APIKey.objects.filter(prefix=api_key).first()
-        if key_obj is None:
-            fields["api_key"] = [f"No key {api_key!r}."]
-        elif account_obj is not None and key_obj.account_id != account_obj.pk:
-            fields["api_key"] = ["This key belongs to another account."]
-    if severity is not None and severity not in Severity.values:
-        fields["severity"] = [f"Must be one of {', '.join(Severity.values)}."]
+    report = {"account": account, "rule": rule, "api_key": api_key, "severity": severity}
+    fields = _report_problems(report, account=account_obj, rule=rule_obj, key=key_obj)
     if fields:
         raise ValidationFailed("The violation report is not valid.", fields=fields)
     return account_obj, rule_obj, key_obj
@@ -262,11 +280,7 @@ def violation_report(
 ) -> ReportResult:
     """Record a violation once per (source, external_id), attach it to the account's open case."""
     _require(actor, "report_violation", "You may not report violations.")
-    missing = {
-        name: ["This field is required."]
-        for name, value in (("source", source), ("external_id", external_id), ("summary", summary))
-        if not value or not str(value).strip()
-    }
+    missing = _missing_report_fields({"source": source, "external_id": external_id, "summary": summary})
     if missing:
         raise ValidationFailed("The violation report is not valid.", fields=missing)
     existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case", "rule").first()
@@ -313,7 +327,9 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
         after={"rule": rule.code, "severity": severity, "source": source, "external_id": external_id,
                "api_key": key.prefix if key else None},
     )
-    case_refresh(actor=actor, case=case, since=now)
+    # A report can only raise its case's severity (the status follows from actions and appeals).
+    if not case_opened and SEVERITY_RANK[severity] > SEVERITY_RANK[case.severity]:
+        case_refresh(actor=actor, case=case, since=now)
     recommendation = _recommend(rule, severity, case, actor.is_trusted_source, now)
     act_first_action = None
     if recommendation.act_first and not case.actions.filter(
@@ -574,7 +590,9 @@ def action_record_failure(*, action_id: int, error: str, final: bool) -> Enforce
         action.save(update_fields=["attempts", "last_error", "updated_at"])
         return action
     action.ended_at = timezone.now()
-    _set_status(SYSTEM, action, A.FAILED, "action.failed", extra=["attempts", "last_error", "ended_at"], note=error[:500])
+    _set_status(
+        SYSTEM, action, A.FAILED, "action.failed", extra=["attempts", "last_error", "ended_at"], note=error[:500]
+    )
     notifications.notify_staff(
         template="staff_action_failed", event_key=f"action:{action.pk}:failed:{action.attempts}",
         case=action.case, action=action, context=notifications.action_context(action),
@@ -588,6 +606,8 @@ def action_retry(*, actor: Actor, action_id: int) -> EnforcementAction:
     action = _lock_action(action_id)
     if not _may_undo(actor, action):
         raise Forbidden(f"You may not retry a {action.kind}.")
+    if action.status != A.FAILED:  # else "retry" would skip an approval (awaiting_approval -> scheduled)
+        raise InvalidTransition(f"Only a failed action is retried; this one is {action.status}.")
     action.scheduled_at = timezone.now()
     action.ended_at = None
     _set_status(actor, action, A.SCHEDULED, "action.retried", extra=["scheduled_at", "ended_at"])
@@ -799,7 +819,9 @@ def appeal_submit(*, actor: Actor, action_id: int, message: str) -> Appeal:
             case = _lock_case(action.case_id)
             if case.status == Case.Status.CLOSED:
                 raise InvalidTransition("The case is closed.")
-            appeal = Appeal.objects.create(action=action, case=case, message=message.strip(), submitted_by_label=actor.label)
+            appeal = Appeal.objects.create(
+                action=action, case=case, message=message.strip(), submitted_by_label=actor.label
+            )
             audit_record(actor=actor, verb="appeal.submitted", target=appeal, case=case, account=case.account,
                          after={"action": action.pk, "status": appeal.status})
             case_refresh(actor=actor, case=case)
@@ -846,3 +868,204 @@ def appeal_decide(*, actor: Actor, appeal_id: int, outcome: str, note: str = "")
         context={**notifications.action_context(action), "outcome": outcome, "note": appeal.decision_note},
     )
     return appeal
+
+
+# --------------------------------------------------------------------------- violations in bulk
+
+
+def violation_report_batch(*, actor: Actor, reports: list[dict]) -> list[ReportResult | ServiceError]:
+    """Report many violations at once: for each item, what ``violation_report`` would do and answer.
+
+    Each report holds ``violation_report``'s keyword arguments (account, rule and api_key as
+    public id, code and prefix). Every item keeps the single path's rules: idempotent per
+    (source, external_id), redacted, one ``violation.reported`` audit row each, joined to its
+    account's open case (or one is opened), the case refreshed, act-first when the ladder says
+    so. The writes are bulk and the case work is done once per account, so the queries grow
+    with the accounts in the batch, not with its items. Returns one answer per report, in
+    order: its ``ReportResult``, or the ``ServiceError`` that this item alone would have raised.
+    """
+    _require(actor, "report_violation", "You may not report violations.")
+    answers: list[ReportResult | ServiceError | None] = [None] * len(reports)
+    first_of: dict[tuple[str, str], int] = {}
+    repeats: dict[int, int] = {}
+    for index, report in enumerate(reports):
+        missing = _missing_report_fields(report)
+        if missing:
+            answers[index] = ValidationFailed("The violation report is not valid.", fields=missing)
+            continue
+        pair = (report["source"], report["external_id"])
+        if pair in first_of:
+            repeats[index] = first_of[pair]  # the same report twice in one batch: the first one decides
+        else:
+            first_of[pair] = index
+
+    known = Violation.objects.filter(
+        source__in={source for source, _ in first_of}, external_id__in={external_id for _, external_id in first_of}
+    ).select_related("case", "rule", "account", "api_key")
+    known_by_pair = {(v.source, v.external_id): v for v in known}
+    advice_for_case: dict[int, ladder.Recommendation] = {}
+    new: list[int] = []
+    for pair, index in first_of.items():
+        violation = known_by_pair.get(pair)
+        if violation is None:
+            new.append(index)
+            continue
+        if violation.case_id not in advice_for_case:
+            advice_for_case[violation.case_id] = recommendation_for(violation.case)
+        answers[index] = ReportResult(violation, False, advice_for_case[violation.case_id])
+
+    items = _batch_resolve_inputs(reports, new, answers)
+    if items:
+        try:
+            with transaction.atomic():
+                for index, result in _violations_create_bulk(actor=actor, reports=reports, items=items).items():
+                    answers[index] = result
+        except IntegrityError:
+            # Someone reported one of these at the same moment: item by item, as the single path does.
+            for index, *_ in items:
+                try:
+                    answers[index] = violation_report(actor=actor, **reports[index])
+                except ServiceError as exc:
+                    answers[index] = exc
+    for index, first in repeats.items():
+        answer = answers[first]
+        answers[index] = answer if isinstance(answer, ServiceError) else ReportResult(
+            answer.violation, False, answer.recommendation
+        )
+    return answers
+
+
+def _batch_resolve_inputs(reports: list[dict], indexes: list[int], answers: list) -> list[tuple]:
+    """(index, account, rule, key, severity) per valid report, in three queries; errors into ``answers``."""
+    wanted = [reports[index] for index in indexes]
+    accounts = {a.public_id: a for a in Account.objects.filter(public_id__in={r["account"] for r in wanted})}
+    rules = {r.code: r for r in Rule.objects.filter(code__in={r["rule"] for r in wanted}, is_active=True)}
+    keys = {k.prefix: k for k in APIKey.objects.filter(prefix__in={r["api_key"] for r in wanted if r.get("api_key")})}
+    items = []
+    for index in indexes:
+        report = reports[index]
+        account, rule = accounts.get(report["account"]), rules.get(report["rule"])
+        key = keys.get(report["api_key"]) if report.get("api_key") else None
+        severity = report.get("severity")
+        fields = _report_problems(report, account=account, rule=rule, key=key)
+        if fields:
+            answers[index] = ValidationFailed("The violation report is not valid.", fields=fields)
+        else:
+            items.append((index, account, rule, key, severity or rule.default_severity))
+    return items
+
+
+def strikes_for_cases(*, cases: list[Case], windows: set[int], now: datetime) -> dict[tuple[int, int], int]:
+    """``strikes_for`` of each case's account (its own case excluded), per window, in one query."""
+    if not cases:
+        return {}
+    rows = EnforcementAction.objects.filter(
+        account_id__in={case.account_id for case in cases},
+        status__in=STRIKE_STATUSES,
+        overturned=False,
+        applied_at__gte=now - timedelta(days=max(windows)),
+    ).values_list("account_id", "case_id", "applied_at")
+    rows = list(rows)
+    return {
+        (case.pk, window): len({
+            case_id for account_id, case_id, applied_at in rows
+            if account_id == case.account_id and case_id != case.pk and applied_at >= now - timedelta(days=window)
+        })
+        for case in cases
+        for window in windows
+    }
+
+
+def _audit_row(actor: Actor, verb: str, target, *, case, account, after: dict) -> AuditEvent:
+    """An unsaved ``AuditEvent`` as ``audit_record`` writes it, for ``bulk_create``."""
+    return AuditEvent(
+        **actor.audit_fields(), verb=verb, target_type=target._meta.model_name, target_id=str(target.pk),
+        case=case, account=account, after=after,
+    )
+
+
+def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tuple]) -> dict[int, ReportResult]:
+    now = timezone.now()
+    trusted = actor.is_trusted_source
+    account_ids = sorted({account.pk for _, account, *_ in items})
+    # Account rows locked in id order (as the single path locks one), so concurrent batches cannot deadlock.
+    list(Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk").values_list("pk", flat=True))
+    cases = {
+        case.account_id: case
+        for case in Case.objects.select_for_update().select_related("account")
+        .filter(account_id__in=account_ids).exclude(status=Case.Status.CLOSED)
+    }
+    opened: list[Case] = []
+    opening_item: dict[int, int] = {}
+    for index, account, _, _, severity in items:
+        if account.pk not in cases:
+            case = Case(
+                account=account, severity=severity, severity_rank=SEVERITY_RANK[severity],
+                review_due_at=sla.review_deadline(severity, now, sla_hours=_policy()["SLA_HOURS"]),
+            )
+            cases[account.pk] = case
+            opened.append(case)
+            opening_item[index] = account.pk
+    Case.objects.bulk_create(opened)
+    violations = []
+    for index, account, rule, key, severity in items:
+        report = reports[index]
+        violations.append(Violation(
+            account=account, api_key=key, rule=rule, case=cases[account.pk], severity=severity,
+            source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted,
+            reported_by=actor.label, observed_at=report.get("observed_at") or now,
+            summary=redact(report["summary"]), evidence=redact(report.get("evidence") or {}),
+        ))
+    Violation.objects.bulk_create(violations)
+    audit_rows = [
+        _audit_row(actor, "case.opened", case, case=case, account=case.account, after=snapshot(case, CASE_FIELDS))
+        for case in opened
+    ]
+    for violation, (_, _, rule, key, severity) in zip(violations, items, strict=True):
+        audit_rows.append(_audit_row(
+            actor, "violation.reported", violation, case=violation.case, account=violation.account,
+            after={"rule": rule.code, "severity": severity, "source": violation.source,
+                   "external_id": violation.external_id, "api_key": key.prefix if key else None},
+        ))
+    AuditEvent.objects.bulk_create(audit_rows)
+
+    # A report can only raise its case's severity (and so tighten its deadline): the case's status follows
+    # from its actions and appeals, which reports do not change. Refreshing only the cases that a new
+    # violation outranks ends in the state that refreshing after every report would, in fewer queries.
+    top_rank: dict[int, int] = {}
+    for violation in violations:
+        top_rank[violation.case.pk] = max(top_rank.get(violation.case.pk, -1), SEVERITY_RANK[violation.severity])
+    touched = {violation.case.account_id: violation.case for violation in violations}
+    for account_id in sorted(touched):
+        case = touched[account_id]
+        if top_rank[case.pk] > SEVERITY_RANK[case.severity]:
+            case_refresh(actor=actor, case=case, since=now)
+    windows = {rule.strike_window_days or _policy()["STRIKE_WINDOW_DAYS"] for _, _, rule, _, _ in items}
+    strikes = strikes_for_cases(cases=list(touched.values()), windows=windows, now=now)
+    restrictive_action_open: dict[int, bool] = {}
+    results: dict[int, ReportResult] = {}
+    for violation, (index, _, rule, _, severity) in zip(violations, items, strict=True):
+        case = violation.case
+        window = rule.strike_window_days or _policy()["STRIKE_WINDOW_DAYS"]
+        recommendation = ladder.recommend(
+            rule=ladder.RulePolicy.from_rule(rule), severity=severity, strikes=strikes[(case.pk, window)],
+            window_days=window, source_trusted=trusted,
+        )
+        act_first_action = None
+        if recommendation.act_first:
+            if case.pk not in restrictive_action_open:
+                restrictive_action_open[case.pk] = case.actions.filter(
+                    kind__in=[ActionKind.SUSPEND, ActionKind.TERMINATE], status__in=[*PENDING, *IN_FORCE]
+                ).exists()
+            if not restrictive_action_open[case.pk]:
+                act_first_action = _act_first_suspend(
+                    actor=actor, case=case, violation=violation, reason=recommendation.reason
+                )
+                restrictive_action_open[case.pk] = True
+        if severity == Severity.CRITICAL and (index in opening_item or act_first_action):
+            notifications.notify_staff(
+                template="staff_critical_case", event_key=f"case:{case.pk}:critical", case=case,
+                context=notifications.case_context(case, violation=violation),
+            )
+        results[index] = ReportResult(violation, True, recommendation, act_first_action)
+    return results

@@ -1,5 +1,6 @@
 import pytest
 
+from accounts import edge
 from config.celery import app as celery_app
 from enforcement.actors import Actor
 from enforcement.tokens import service_token_create
@@ -12,6 +13,14 @@ def _settings(settings):
     settings.STAFF_ALERT_EMAILS = ["oncall@millimetric.ai"]
     # The production hasher costs ~0.3 s per password; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _private_edge_store(tmp_path):
+    """Keep each test's key publications out of the shared edge store (tests/edge/ swaps in its own)."""
+    edge.use_store(edge.SQLiteEdgeStore(tmp_path / "edge.sqlite3"))
+    yield
+    edge.use_store(None)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,67 @@
+"""The gate, over HTTP, for the ingest edge: ``POST /api/v1/gate/check/`` (scope ``gate:check``)."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import edge, gate
+from enforcement.api.permissions import ScopePermission
+from enforcement.api.serializers import ErrorSerializer
+
+
+class GateCheckSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=gate.MAX_TOKEN_LENGTH, trim_whitespace=False,
+                                help_text="The full API key token the request carries.")
+    ip = serializers.IPAddressField(help_text="The client address the request comes from (IPv4 or IPv6).")
+
+
+class GateDecisionSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.ChoiceField(choices=gate.REASONS)
+    limit = serializers.IntegerField(help_text="The binding limit per minute (the key's or the address's).")
+    remaining = serializers.IntegerField(help_text="Requests left under that limit.")
+    retry_after = serializers.IntegerField(help_text="Seconds until a rate-limited request would pass.")
+
+
+class EdgeStoreUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "edge_unavailable"
+    default_detail = "The edge store cannot be reached; no decision was made."
+
+
+class GateCheckView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = {"POST": "gate:check"}
+    # The gate is itself the rate limiter of the ingest path; the API's per-caller throttle would cap
+    # every customer's traffic at one service token's rate.
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="gate_check",
+        summary="May this key send, from this address?",
+        description="Reads only the edge store (never the database). A refusal is a 200 with `allowed: false`; "
+        "a rate-limited answer also carries a `Retry-After` header.",
+        request=GateCheckSerializer,
+        responses={
+            200: GateDecisionSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="The key or the address is missing or malformed."),
+            401: OpenApiResponse(ErrorSerializer, description="No or a bad service token."),
+            403: OpenApiResponse(ErrorSerializer, description="The token lacks the gate:check scope."),
+            503: OpenApiResponse(ErrorSerializer, description="The edge store cannot be reached, or lost its data "
+                                 "and is being rebuilt."),
+        },
+        tags=["gate"],
+    )
+    def post(self, request):
+        serializer = GateCheckSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            decision = gate.check(serializer.validated_data["key"], serializer.validated_data["ip"])
+        except edge.EdgeNotBuilt as exc:
+            raise EdgeStoreUnavailable(edge.NOT_BUILT) from exc
+        except edge.EdgeUnavailable as exc:
+            raise EdgeStoreUnavailable() from exc
+        headers = {"Retry-After": str(decision.retry_after)} if decision.reason == "rate_limited" else None
+        return Response(GateDecisionSerializer(decision).data, headers=headers)

@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Gate throughput against Redis, next to raw round trips, and the time from an action's commit to the gate refusing.
+
+    python bench/gate.py [--clients 4] [--seconds 3] [--repeats 3] [--rounds 100] [--wide-keys 1000] [--wide-rounds 10]
+
+1. Decisions per second through ``accounts.gate.check`` with several client processes, and in the
+   same run raw round trips per second with the same clients (PING, and EVALSHA of a script that
+   does nothing): the physical limit of one round trip per decision. Target: gate within 2x.
+2. With a real Celery worker running (started here, stopped at the end): the time from the commit
+   of ``action_apply`` (a suspension) to the gate refusing the account's key, p50/p99. Then the
+   same for an account with ``--wide-keys`` keys, until its last key is refused.
+
+Environment (defaults in brackets): REDIS_URL [redis://127.0.0.1:6379/2], CELERY_BROKER_URL
+[redis://127.0.0.1:6379/3], DATABASE_URL [postgres://postgres@127.0.0.1:5432/enf_bench_edge]
+(created and migrated if missing: use a scratch database), VAR_DIR [/tmp/var-bench-edge].
+"""
+
+import argparse
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/2")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/enf_bench_edge")
+os.environ.setdefault("VAR_DIR", "/tmp/var-bench-edge")
+os.environ.setdefault("EMAIL_URL", "locmem://")
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
+
+IPS = [f"10.{i // 256}.{i % 256}.7" for i in range(1024)]
+NOOP_LUA = "return 1"
+POLL_SECONDS = 0.0005
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def _client(kind: str, token: str, seconds: float, start, results) -> None:
+    from accounts import edge, gate
+
+    client = edge.get_store().client
+    noop = client.script_load(NOOP_LUA)
+    start.wait()
+    count, cpu, deadline = 0, time.process_time(), time.perf_counter() + seconds
+    if kind == "gate":
+        while time.perf_counter() < deadline:
+            for ip in IPS[count % 1024: count % 1024 + 32]:
+                if not gate.check(token, ip).allowed:
+                    raise SystemExit(f"bench key refused: {gate.check(token, ip)}")
+            count += 32
+    elif kind == "evalsha":
+        while time.perf_counter() < deadline:
+            for _ in range(32):
+                client.evalsha(noop, 0)
+            count += 32
+    else:
+        while time.perf_counter() < deadline:
+            for _ in range(32):
+                client.ping()
+            count += 32
+    results.put((count, time.process_time() - cpu))
+
+
+def _server_usec(client, command: str) -> tuple[int, int]:
+    stats = client.info("commandstats").get(f"cmdstat_{command}", {})
+    return stats.get("calls", 0), stats.get("usec", 0)
+
+
+def throughput(kind: str, tokens: list[str], seconds: float, client) -> tuple[float, float, float]:
+    """(operations per second, client CPU us per operation, Redis server us per operation)."""
+    context = multiprocessing.get_context("fork")
+    start, results = context.Event(), context.Queue()
+    clients = [context.Process(target=_client, args=(kind, token, seconds, start, results)) for token in tokens]
+    for process in clients:
+        process.start()
+    time.sleep(0.5)  # let every client connect and load its script
+    command = "ping" if kind == "ping" else "evalsha"
+    calls, usec = _server_usec(client, command)
+    start.set()
+    done = [results.get(timeout=seconds + 60) for _ in clients]
+    calls_after, usec_after = _server_usec(client, command)
+    for process in clients:
+        process.join(timeout=30)
+    count, cpu = sum(c for c, _ in done), sum(t for _, t in done)
+    server = (usec_after - usec) / max(1, calls_after - calls)
+    return count / seconds, cpu / count * 1e6, server
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextmanager
+def celery_worker(log_path: Path):
+    """A real worker process, as an operator starts it; stopped (warm shutdown) on the way out."""
+    from config.celery import app
+
+    app.control.purge()
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=2", "--without-gossip",
+             "--without-mingle", f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
+             "-n", f"bench-edge-{uuid.uuid4().hex[:6]}@%h"],
+            cwd=ROOT, env={**os.environ, "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60")},
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start; see {log_path}")
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def make_account(keys: int):
+    from accounts import edge
+    from accounts.models import Account, APIKey
+    from accounts.tokens import generate_token, hash_token, prefix_of
+
+    account = Account.objects.create(public_id=f"acct_bench{uuid.uuid4().hex[:16]}", name="Bench",
+                                     email="bench@example.com")
+    tokens = [generate_token("secret") for _ in range(keys)]
+    APIKey.objects.bulk_create(
+        [APIKey(account=account, kind="secret", prefix=prefix_of(t), token_sha256=hash_token(t),
+                base_rate_limit_per_minute=10**9, rate_limit_per_minute=10**9,
+                base_ip_rate_limit_per_minute=10**9, ip_rate_limit_per_minute=10**9) for t in tokens],
+        batch_size=2000,
+    )
+    edge.publish_keys(account_id=account.pk)
+    return account, tokens
+
+
+def propagation_once(keys: int, lead) -> float:
+    from django.db import transaction
+
+    from accounts import gate
+    from enforcement import services
+    from enforcement.actors import SYSTEM
+
+    account, tokens = make_account(keys)
+    watched = tokens[-1]  # published last
+    assert gate.check(watched, IPS[0]).allowed
+    case = services.violation_report(actor=SYSTEM, account=account, rule="key-exposure", source="bench",
+                                     external_id=account.public_id, summary="bench").violation.case
+    # Proposed with its apply task held back: this process applies it, so the clock starts at that commit.
+    enqueue_apply, services._enqueue_apply = services._enqueue_apply, lambda action_id: None
+    try:
+        action = services.action_propose(actor=lead, case_id=case.pk, kind="suspend", reason="bench")
+    finally:
+        services._enqueue_apply = enqueue_apply
+    committed = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(time.perf_counter()))  # runs before the enqueues
+        services.action_apply(action_id=action.pk)
+    deadline = committed[0] + 60
+    while (decision := gate.check(watched, IPS[1])).allowed:
+        if time.perf_counter() > deadline:
+            raise SystemExit("the gate still allows the key 60 s after the suspension was committed")
+        time.sleep(POLL_SECONDS)  # leave the CPUs to the worker: the poll's resolution is well under 1 ms
+    refused = time.perf_counter()
+    assert decision.reason == "suspended", decision
+    return (refused - committed[0]) * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--wide-keys", type=int, default=1000)
+    parser.add_argument("--wide-rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from accounts import edge
+    from accounts.tokens import generate_token, hash_token, prefix_of
+    from enforcement.actors import Actor
+    from tests.factories import UserFactory
+
+    if not settings.REDIS_URL:
+        raise SystemExit("REDIS_URL must name a Redis: the bench measures the Redis edge store.")
+    print(f"Redis {settings.REDIS_URL}, broker {settings.CELERY_BROKER_URL}, "
+          f"database {settings.DATABASES['default']['NAME']}, {os.cpu_count()} CPU(s)")
+
+    # 1. Throughput, in a namespace of its own.
+    store = edge.RedisEdgeStore(settings.REDIS_URL, namespace=f"bench-edge-{uuid.uuid4().hex[:8]}:")
+    edge.use_store(store)
+    tokens = [generate_token("secret") for _ in range(args.clients)]
+    store.publish([edge.KeyRecord(hash_token(t), prefix_of(t), "active", 10**9, 10**9, 1) for t in tokens])
+    runs: dict[str, list[tuple[float, float, float]]] = {"gate": [], "evalsha": [], "ping": []}
+    try:
+        for _ in range(args.repeats):  # interleaved, so a change in the machine's load hits all three alike
+            for kind, values in runs.items():
+                values.append(throughput(kind, tokens, args.seconds, store.client))
+    finally:
+        store.clear()
+        edge.use_store(None)
+    medians = {kind: [statistics.median(column) for column in zip(*values, strict=True)]
+               for kind, values in runs.items()}
+    gate_rate, evalsha_rate, ping_rate = (medians[kind][0] for kind in ("gate", "evalsha", "ping"))
+    print(f"\n{args.clients} concurrent client processes, median of {args.repeats} runs of {args.seconds:g} s "
+          "(client CPU and Redis server time per operation beside):")
+    for label, kind in (("gate.check (one EVALSHA)", "gate"), ("raw EVALSHA 'return 1'", "evalsha"),
+                        ("raw PING", "ping")):
+        rate, cpu, server = medians[kind]
+        ratio = "" if kind == "gate" else f"   ratio {rate / gate_rate:.2f}x"
+        print(f"  {label:<26} {rate:>9,.0f}/s   client {cpu:6.1f} us   server {server:5.1f} us{ratio}")
+    limit = max(evalsha_rate, ping_rate)  # the faster raw round trip is the physical limit
+    verdict = "within" if limit / gate_rate <= 2 else "NOT within"
+    print(f"  -> the gate is {verdict} 2x of one raw round trip per decision ({limit / gate_rate:.2f}x)")
+
+    # 2. Propagation, with a real worker.
+    ensure_database(os.environ["DATABASE_URL"])
+    call_command("migrate", verbosity=0)
+    lead = Actor.for_user(UserFactory.create(username=f"bench-lead-{uuid.uuid4().hex[:8]}", role="tns_lead"))
+    log_path = Path(settings.VAR_DIR) / "bench-gate-worker.log"
+    with celery_worker(log_path):
+        propagation_once(1, lead)  # warm up the worker's connections
+        single = [propagation_once(1, lead) for _ in range(args.rounds)]
+        wide = [propagation_once(args.wide_keys, lead) for _ in range(args.wide_rounds)]
+    print("\naction_apply commit -> gate refuses (celery -A config worker --concurrency=2, "
+          f"DB_CONN_MAX_AGE={os.environ.get('DB_CONN_MAX_AGE', '60')}):")
+    for label, values in ((f"1 key, {args.rounds} rounds", single),
+                          (f"{args.wide_keys} keys (last one), {args.wide_rounds} rounds", wide)):
+        print(f"  {label:<32} p50 {statistics.median(values):7.1f} ms   p99 {percentile(values, 0.99):7.1f} ms   "
+              f"max {max(values):7.1f} ms")
+    print(f"(worker log: {log_path})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The case queue's filters, a paginator that never counts a huge table, and small display helpers."""
+
+from datetime import datetime
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from enforcement.actors import ROLE_AGENT, ROLE_LEAD
+from enforcement.admin_site import OPEN_CASE_STATUSES
+from enforcement.models import Appeal, CaseStatus, EnforcementAction, Rule, Severity, Violation
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ``cap`` rows (``SELECT COUNT(*) FROM (... LIMIT cap+1)``), so a page stays cheap
+    on a table of millions; beyond the cap the list says "more than" and asks for a narrower filter."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        counted = self.object_list.order_by()[: self.cap + 1].count()
+        self.capped = counted > self.cap
+        return min(counted, self.cap)
+
+    capped = False
+
+
+# --------------------------------------------------------------------------- display helpers
+
+
+def _span(delta_seconds: float) -> str:
+    minutes = int(abs(delta_seconds) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m"
+
+
+def sla_state(due: datetime | None, *, now: datetime, closed: bool = False) -> tuple[str, str]:
+    """(text, tone) for a review deadline: "overdue 1h 05m" / "due in 3h 20m"."""
+    if closed or due is None:
+        return "-", "muted"
+    seconds = (due - now).total_seconds()
+    if seconds < 0:
+        return f"overdue {_span(seconds)}", "overdue"
+    return f"due in {_span(seconds)}", "soon" if seconds < 3600 else "ok"
+
+
+def sla_html(due: datetime | None, *, now: datetime, closed: bool = False):
+    text, tone = sla_state(due, now=now, closed=closed)
+    if tone == "muted":
+        return mark_safe('<span class="sla sla-muted">-</span>')
+    return format_html(
+        '<time class="sla sla-{}" datetime="{}" data-due="{}" title="{}">{}</time>',
+        tone, due.isoformat(), due.isoformat(), f"{due:%Y-%m-%d %H:%M} UTC", text,
+    )
+
+
+def severity_badge(severity: str):
+    return format_html('<span class="sev sev-{}">{}</span>', severity, Severity(severity).label)
+
+
+def status_badge(status: str, label: str):
+    return format_html('<span class="state state-{}">{}</span>', status, label)
+
+
+# --------------------------------------------------------------------------- case queue filters
+
+
+class CaseStatusFilter(admin.SimpleListFilter):
+    """Open cases by default; closed ones only when asked for."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("all", "Any, including closed"), *CaseStatus.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset.filter(status__in=OPEN_CASE_STATUSES)
+        if value == "all":
+            return queryset
+        if value in CaseStatus.values:
+            return queryset.filter(status=value)
+        return queryset
+
+    def choices(self, changelist):
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "Open (not closed)",
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
+class SeverityFilter(admin.SimpleListFilter):
+    title = "severity"
+    parameter_name = "severity"
+
+    def lookups(self, request, model_admin):
+        return list(reversed(Severity.choices))
+
+    def queryset(self, request, queryset):
+        if self.value() in Severity.values:
+            return queryset.filter(severity=self.value())
+        return queryset
+
+
+class RuleFilter(admin.SimpleListFilter):
+    title = "rule"
+    parameter_name = "rule"
+
+    def lookups(self, request, model_admin):
+        return [(code, code) for code in Rule.objects.order_by("code").values_list("code", flat=True)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(
+                Exists(Violation.objects.filter(case_id=OuterRef("pk"), rule__code=self.value()))
+            )
+        return queryset
+
+
+def assignable_staff():
+    """Active staff who work cases (agents, leads, superusers), for assignment."""
+    return (
+        get_user_model().objects.filter(is_active=True, is_staff=True)
+        .filter(Q(groups__name__in=[ROLE_AGENT, ROLE_LEAD]) | Q(is_superuser=True))
+        .distinct()
+        .order_by("username")
+    )
+
+
+class AssigneeFilter(admin.SimpleListFilter):
+    title = "assignee"
+    parameter_name = "assignee"
+
+    def lookups(self, request, model_admin):
+        staff = [(str(user.pk), user.get_username()) for user in assignable_staff()]
+        return [("me", "Assigned to me"), ("none", "Unassigned"), *staff]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assignee=request.user)
+        if value == "none":
+            return queryset.filter(assignee__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(assignee_id=int(value))
+        return queryset
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "review deadline"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Overdue"), ("no", "Not overdue")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(status__in=OPEN_CASE_STATUSES, review_due_at__lt=now)
+        if self.value() == "no":
+            return queryset.filter(review_due_at__gte=now)
+        return queryset
+
+
+class AwaitingFilter(admin.SimpleListFilter):
+    title = "awaiting a lead"
+    parameter_name = "awaiting"
+
+    def lookups(self, request, model_admin):
+        return [("approval", "Action awaiting approval"), ("review", "Act-first review")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "approval":
+            return queryset.filter(
+                Exists(EnforcementAction.objects.filter(
+                    case_id=OuterRef("pk"), status=EnforcementAction.Status.AWAITING_APPROVAL
+                ))
+            )
+        if self.value() == "review":
+            return queryset.filter(needs_lead_review=True)
+        return queryset
+
+
+class AppealedFilter(admin.SimpleListFilter):
+    title = "appeal"
+    parameter_name = "appealed"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Appeal waiting"), ("any", "Ever appealed")]
+
+    def queryset(self, request, queryset):
+        appeals = Appeal.objects.filter(case_id=OuterRef("pk"))
+        if self.value() == "pending":
+            return queryset.filter(Exists(appeals.filter(status=Appeal.Status.PENDING)))
+        if self.value() == "any":
+            return queryset.filter(Exists(appeals))
+        return queryset

@@ -1,0 +1,115 @@
+"""Forms behind the console's buttons. They only parse input; the services decide."""
+
+import json
+import uuid
+
+from django import forms
+
+from enforcement.ladder import validate_overrides
+from enforcement.models import ActionKind, Appeal, Rule, ServiceToken, Severity
+
+
+class ProposeForm(forms.Form):
+    """Propose an action; with no kind, the ladder's recommendation."""
+
+    kind = forms.ChoiceField(choices=[("", "Ladder's recommendation"), *ActionKind.choices], required=False)
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    keys = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    rate_limit_per_minute = forms.IntegerField(required=False, min_value=1)
+    ip_rate_limit_per_minute = forms.IntegerField(required=False, min_value=1)
+    expires_at = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    remediation_deadline = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def __init__(self, *args, key_prefixes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["keys"].choices = [(prefix, prefix) for prefix in key_prefixes]
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
+
+
+class ResolveForm(forms.Form):
+    resolution = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+
+
+class AssignForm(forms.Form):
+    """``me``, empty (unassign) or a user id."""
+
+    assignee = forms.CharField(required=False)
+
+
+class AppealSubmitForm(forms.Form):
+    message = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=10000)
+
+
+class AppealDecideForm(forms.Form):
+    outcome = forms.ChoiceField(choices=[(Appeal.Status.UPHELD, "Uphold"), (Appeal.Status.OVERTURNED, "Overturn")])
+    note = forms.CharField(required=False, max_length=5000)
+
+
+class ReportViolationForm(forms.Form):
+    """A violation reported by hand. ``external_id`` is fixed when the form is shown, so a double
+    submission records one violation, not two."""
+
+    account = forms.CharField(label="Account public id", max_length=64)
+    api_key = forms.CharField(label="API key prefix", required=False, max_length=16,
+                              help_text="Optional, e.g. sk_live_4eC39HqL. Never paste a full key.")
+    rule = forms.ModelChoiceField(queryset=Rule.objects.filter(is_active=True).order_by("code"), to_field_name="code")
+    severity = forms.ChoiceField(choices=[("", "The rule's default"), *Severity.choices], required=False)
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    evidence = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
+                               help_text="Optional JSON object. Redacted before it is stored.")
+    external_id = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("external_id", uuid.uuid4().hex)
+
+    def clean_evidence(self):
+        raw = self.cleaned_data["evidence"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Evidence must be a JSON object.")
+        return value
+
+
+class RuleAdminForm(forms.ModelForm):
+    class Meta:
+        model = Rule
+        fields = [
+            "code", "title", "clause", "description", "default_severity", "ladder_overrides", "strike_window_days",
+            "act_first", "auto_action", "publishable_key_exposure_is_violation", "is_active",
+        ]
+
+    def clean_ladder_overrides(self):
+        overrides = self.cleaned_data.get("ladder_overrides")
+        if overrides in (None, ""):
+            return {}
+        if not isinstance(overrides, dict):
+            raise forms.ValidationError('Must be a JSON object such as {"high": "suspend"}.')
+        problems = validate_overrides(overrides)
+        if problems:
+            raise forms.ValidationError(problems)
+        return overrides
+
+
+class ServiceTokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(choices=ServiceToken.Scope.choices, widget=forms.CheckboxSelectMultiple)
+    trusted = forms.BooleanField(
+        required=False, help_text="Its reports count as a trusted source: act-first rules suspend at once."
+    )
+    expires_at = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))

@@ -1,0 +1,127 @@
+"""Which buttons a staff member sees: the same role checks the services make, plus the state they need.
+
+``role_allows`` mirrors the capability checks in ``enforcement.services`` (a view refuses with 403
+when it fails); ``state_allows`` is what the action's state must be for the button to make sense.
+A button is shown only when both hold. The services stay the authority: they check again.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from enforcement.actors import (
+    APPROVE_ACTION,
+    DECIDE_APPEAL,
+    PROPOSE_ACTION,
+    SUBMIT_APPEAL,
+    SUSPEND_ACTION,
+    WORK_CASE,
+    Actor,
+)
+from enforcement.models import ActionKind, ActionStatus, Appeal, Case, EnforcementAction
+from enforcement.transitions import ACTION_TRANSITIONS, can_transition
+
+ACTION_VERBS = ("approve", "confirm", "cancel", "revert", "retry", "appeal")
+
+
+def actor_for(request) -> Actor:
+    """One Actor per request, so role and permission look-ups are cached for the whole page."""
+    actor = getattr(request, "_console_actor", None)
+    if actor is None or actor.user is not request.user:
+        actor = Actor.for_user(request.user)
+        request._console_actor = actor
+    return actor
+
+
+def may_undo(actor: Actor, action: EnforcementAction) -> bool:
+    """Mirrors ``services._may_undo``: agents undo warnings and throttles, leads everything."""
+    if action.kind in (ActionKind.WARNING, ActionKind.THROTTLE):
+        return actor.can(PROPOSE_ACTION)
+    return actor.can(APPROVE_ACTION)
+
+
+def requester_identity(action: EnforcementAction) -> str:
+    if action.requested_by_id:
+        return f"user:{action.requested_by_id}"
+    if action.requested_by_token_id:
+        return f"token:{action.requested_by_token_id}"
+    return "system"
+
+
+def is_own_termination(actor: Actor, action: EnforcementAction) -> bool:
+    return action.kind == ActionKind.TERMINATE and requester_identity(action) == actor.identity
+
+
+def role_allows(actor: Actor, action: EnforcementAction, verb: str) -> bool:
+    if verb in ("approve", "confirm"):
+        return actor.can(APPROVE_ACTION)
+    if verb == "cancel":
+        own_request = actor.kind == "user" and action.requested_by_id == actor.user.pk
+        return may_undo(actor, action) or (own_request and actor.can(PROPOSE_ACTION))
+    if verb in ("revert", "retry"):
+        return may_undo(actor, action)
+    if verb == "appeal":
+        return actor.can(SUBMIT_APPEAL)
+    raise ValueError(f"unknown verb {verb!r}")
+
+
+def _appealable(action: EnforcementAction, now: datetime) -> bool:
+    if action.status not in (ActionStatus.APPLIED, ActionStatus.EXPIRED) or action.applied_at is None:
+        return False
+    if now > action.applied_at + timedelta(days=settings.ENFORCEMENT["APPEAL_WINDOW_DAYS"]):
+        return False
+    try:
+        action.appeal  # noqa: B018  (select_related: no query)
+    except Appeal.DoesNotExist:
+        return True
+    return False
+
+
+def state_allows(action: EnforcementAction, verb: str, *, case: Case, now: datetime) -> bool:
+    if verb == "approve":
+        return action.status == ActionStatus.AWAITING_APPROVAL
+    if verb == "confirm":
+        return action.act_first and action.reviewed_at is None and action.status in (
+            ActionStatus.SCHEDULED, ActionStatus.APPLIED,
+        )
+    if verb == "cancel":
+        return can_transition(ACTION_TRANSITIONS, action.status, ActionStatus.CANCELLED)
+    if verb == "revert":
+        return action.status == ActionStatus.APPLIED
+    if verb == "retry":
+        return action.status == ActionStatus.FAILED
+    if verb == "appeal":
+        return case.status != Case.Status.CLOSED and _appealable(action, now)
+    raise ValueError(f"unknown verb {verb!r}")
+
+
+def action_verbs(actor: Actor, action: EnforcementAction, *, case: Case, now: datetime) -> list[str]:
+    """The buttons to show on one action."""
+    verbs = [
+        verb for verb in ACTION_VERBS
+        if role_allows(actor, action, verb) and state_allows(action, verb, case=case, now=now)
+    ]
+    if "approve" in verbs and is_own_termination(actor, action):
+        verbs.remove("approve")  # a termination needs a second lead
+    return verbs
+
+
+def needs_approval(actor: Actor, kind: str) -> bool:
+    """Mirrors ``services._requires_approval``: what a proposal by this person turns into."""
+    if kind == ActionKind.TERMINATE:
+        return True
+    if kind == ActionKind.SUSPEND:
+        return not actor.can(SUSPEND_ACTION)
+    return False
+
+
+def can_work_case(actor: Actor) -> bool:
+    return actor.can(WORK_CASE)
+
+
+def can_propose(actor: Actor) -> bool:
+    return actor.can(PROPOSE_ACTION)
+
+
+def can_decide_appeal(actor: Actor) -> bool:
+    return actor.can(DECIDE_APPEAL)

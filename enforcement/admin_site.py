@@ -1,0 +1,75 @@
+"""The console's admin site: the front page shows the trust-and-safety team's day."""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+
+from enforcement.models import Appeal, Case, CaseStatus, EnforcementAction, Notification
+
+OPEN_CASE_STATUSES = [status for status in CaseStatus.values if status != CaseStatus.CLOSED]
+
+
+def team_day(user, *, now=None) -> list[dict]:
+    """The front page's counters: what needs someone today, each with a link to the list behind it."""
+    now = now or timezone.now()
+    open_cases = Case.objects.filter(status__in=OPEN_CASE_STATUSES)
+    case_list = reverse("admin:enforcement_case_changelist")
+    action_list = reverse("admin:enforcement_enforcementaction_changelist")
+    return [
+        {
+            "label": "My open cases",
+            "count": open_cases.filter(assignee=user).count(),
+            "url": f"{case_list}?assignee=me",
+            "tone": "info",
+        },
+        {
+            "label": "Overdue cases",
+            "count": open_cases.filter(review_due_at__lt=now).count(),
+            "url": f"{case_list}?overdue=yes",
+            "tone": "danger",
+        },
+        {
+            "label": "Awaiting approval",
+            "count": EnforcementAction.objects.filter(status=EnforcementAction.Status.AWAITING_APPROVAL).count(),
+            "url": reverse("admin:enforcement_enforcementaction_approvals"),
+            "tone": "warning",
+        },
+        {
+            "label": "Act-first reviews",
+            "count": open_cases.filter(needs_lead_review=True).count(),
+            "url": f"{case_list}?awaiting=review",
+            "tone": "warning",
+        },
+        {
+            "label": "Appeals waiting",
+            "count": Appeal.objects.filter(status=Appeal.Status.PENDING).count(),
+            "url": reverse("admin:enforcement_appeal_queue"),
+            "tone": "warning",
+        },
+        {
+            "label": "Failed actions",
+            "count": EnforcementAction.objects.filter(status=EnforcementAction.Status.FAILED).count(),
+            "url": f"{action_list}?status__exact=failed",
+            "tone": "danger",
+        },
+        {
+            "label": "Failed emails",
+            "count": Notification.objects.filter(status=Notification.Status.FAILED).count(),
+            "url": f"{reverse('admin:enforcement_notification_changelist')}?status__exact=failed",
+            "tone": "danger",
+        },
+    ]
+
+
+class ConsoleAdminSite(admin.AdminSite):
+    site_header = "Millimetric Trust & Safety"
+    site_title = "T&S console"
+    index_title = "Today"
+    index_template = "admin/console_index.html"
+    enable_nav_sidebar = False  # the queue's columns need the width
+
+    def index(self, request, extra_context=None):
+        context = dict(extra_context or {})
+        if request.user.has_perm("enforcement.view_case"):
+            context["team_day"] = team_day(request.user)
+        return super().index(request, context)

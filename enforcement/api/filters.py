@@ -1,0 +1,116 @@
+"""Query-string filters of the list routes (django-filter)."""
+
+from django import forms
+from django.db.models import Q
+from django.utils import timezone
+from django_filters import rest_framework as filters
+
+from enforcement.models import (
+    ActionKind,
+    ActionStatus,
+    Appeal,
+    AuditEvent,
+    Case,
+    CaseStatus,
+    EnforcementAction,
+    Severity,
+    Violation,
+)
+
+
+class IntegerFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0); anything else is an error rather than silently no filter."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value in (True, "true", "True", "1"):
+            return True
+        if value in (False, "false", "False", "0"):
+            return False
+        raise forms.ValidationError("Must be true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+    def __init__(self, *args, **kwargs):
+        kwargs["widget"] = forms.TextInput  # the default widgets turn anything unknown into "no filter"
+        super().__init__(*args, **kwargs)
+
+
+class CaseFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=CaseStatus.choices, help_text="Repeat for several.")
+    severity = filters.MultipleChoiceFilter(choices=Severity.choices, help_text="Repeat for several.")
+    account = filters.CharFilter(field_name="account__public_id", help_text="An account's public_id.")
+    assignee = filters.CharFilter(field_name="assignee__username", help_text="A staff member's username.")
+    overdue = StrictBooleanFilter(method="filter_overdue", help_text="Open and past its review deadline.")
+
+    class Meta:
+        model = Case
+        fields = ["status", "severity", "account", "assignee", "overdue"]
+
+    def filter_overdue(self, queryset, name, value):
+        late = Q(review_due_at__lt=timezone.now()) & ~Q(status=CaseStatus.CLOSED)
+        return queryset.filter(late) if value else queryset.exclude(late)
+
+
+class ViolationFilter(filters.FilterSet):
+    account = filters.CharFilter(field_name="account__public_id", help_text="An account's public_id.")
+    case = IntegerFilter(field_name="case_id")
+    rule = filters.CharFilter(field_name="rule__code", help_text="A rule code.")
+    severity = filters.MultipleChoiceFilter(choices=Severity.choices)
+    status = filters.ChoiceFilter(choices=Violation.Status.choices)
+    source = filters.CharFilter()
+    external_id = filters.CharFilter()
+
+    class Meta:
+        model = Violation
+        fields = ["account", "case", "rule", "severity", "status", "source", "external_id"]
+
+
+class ActionFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=ActionStatus.choices)
+    kind = filters.MultipleChoiceFilter(choices=ActionKind.choices)
+    case = IntegerFilter(field_name="case_id")
+    account = filters.CharFilter(field_name="account__public_id")
+
+    class Meta:
+        model = EnforcementAction
+        fields = ["status", "kind", "case", "account"]
+
+
+class AppealFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=Appeal.Status.choices)
+    case = IntegerFilter(field_name="case_id")
+    action = IntegerFilter(field_name="action_id")
+
+    class Meta:
+        model = Appeal
+        fields = ["status", "case", "action"]
+
+
+class AuditEventFilter(filters.FilterSet):
+    target = filters.CharFilter(
+        method="filter_target", help_text="type:id (e.g. case:12) or a type alone (e.g. action)."
+    )
+    actor = filters.CharFilter(field_name="actor_label", help_text="e.g. a username or token:NAME.")
+    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    verb = filters.CharFilter()
+    case = IntegerFilter(field_name="case_id")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["target", "actor", "since", "verb", "case"]
+
+    def filter_target(self, queryset, name, value):
+        target_type, _, target_id = value.partition(":")
+        queryset = queryset.filter(target_type=target_type)
+        return queryset.filter(target_id=target_id) if target_id else queryset

@@ -1,0 +1,480 @@
+"""Input serializers parse and check the shape of a request; output serializers render.
+
+Neither holds business rules: those are in the services, which raise ``ServiceError``s
+that the exception handler renders in the one error shape.
+"""
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import Account, APIKey, KeyStatus
+from enforcement.models import (
+    ActionKind,
+    Appeal,
+    AuditEvent,
+    Case,
+    Comment,
+    EnforcementAction,
+    Notification,
+    Rule,
+    Severity,
+    Violation,
+)
+
+MAX_INT = 2**31 - 1  # PositiveIntegerField's ceiling on every database
+MAX_TEXT = 20_000
+MAX_EVIDENCE_BYTES = 64 * 1024
+MAX_EVIDENCE_DEPTH = 10
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _iso(value):
+    """A datetime as every DRF field renders it (one field instance: the batch path renders thousands)."""
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="snake_case, stable: automation branches on it.")
+    message = serializers.CharField(help_text="For a person.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors only: the problems per field (nested fields as a.b, list items as a.0.b).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+class EvidenceField(serializers.JSONField):
+    """A JSON object, bounded in size and depth, with text the database can store."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object.",
+        "too_large": f"Must be at most {MAX_EVIDENCE_BYTES} bytes of JSON.",
+        "too_deep": f"Must nest at most {MAX_EVIDENCE_DEPTH} levels.",
+        "bad_text": "Text may not contain NUL or unpaired surrogate characters.",
+    }
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        budget = [MAX_EVIDENCE_BYTES]
+        self._check(data, 0, budget)
+        return data
+
+    def _check(self, value, depth: int, budget: list[int]) -> None:
+        if depth > MAX_EVIDENCE_DEPTH:
+            self.fail("too_deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self._check(str(key), depth, budget)
+                self._check(item, depth + 1, budget)
+        elif isinstance(value, list):
+            for item in value:
+                self._check(item, depth + 1, budget)
+        elif isinstance(value, str):
+            budget[0] -= len(value) + 2
+            if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+                self.fail("bad_text")
+        else:
+            budget[0] -= 8
+        if budget[0] < 0:
+            self.fail("too_large")
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+class AccountUpsertSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254)
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Account
+        fields = ["public_id", "name", "email", "status", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class KeyUpsertSerializer(serializers.Serializer):
+    account = serializers.CharField(max_length=64, help_text="The account's public_id.")
+    kind = serializers.ChoiceField(choices=APIKey.Kind.choices)
+    token_sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="SHA-256 of the full token, lowercase hex. The token itself is never sent."
+    )
+    rate_limit_per_minute = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    ip_rate_limit_per_minute = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class KeySerializer(serializers.ModelSerializer):
+    account = serializers.SlugRelatedField(slug_field="public_id", read_only=True)
+    status = serializers.ChoiceField(choices=KeyStatus.choices, read_only=True)
+    rate_limit_per_minute = serializers.IntegerField(read_only=True, help_text="Effective: after actions in force.")
+    ip_rate_limit_per_minute = serializers.IntegerField(read_only=True, help_text="Effective: after actions in force.")
+    base_rate_limit_per_minute = serializers.IntegerField(read_only=True, help_text="As mirrored from the platform.")
+    base_ip_rate_limit_per_minute = serializers.IntegerField(read_only=True, help_text="As mirrored from the platform.")
+
+    class Meta:
+        model = APIKey
+        fields = [
+            "prefix", "account", "kind", "label", "status", "rate_limit_per_minute", "ip_rate_limit_per_minute",
+            "base_rate_limit_per_minute", "base_ip_rate_limit_per_minute", "revoked_at", "state_version",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class StandingKeySerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=KeyStatus.choices, read_only=True)
+
+    class Meta:
+        model = APIKey
+        fields = ["prefix", "kind", "status", "rate_limit_per_minute", "ip_rate_limit_per_minute"]
+        read_only_fields = fields
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Rule
+        fields = ["code", "title", "default_severity", "act_first", "auto_action", "clause", "description"]
+        read_only_fields = fields
+
+
+# --------------------------------------------------------------------------- violations
+
+
+class RecommendationSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ActionKind.choices, allow_null=True, help_text="None: a person decides.")
+    reason = serializers.CharField()
+    act_first = serializers.BooleanField()
+
+
+class ViolationReportSerializer(serializers.Serializer):
+    account = serializers.CharField(max_length=64, help_text="The account's public_id.")
+    api_key = serializers.CharField(
+        max_length=16, required=False, allow_null=True, allow_blank=True,
+        help_text="A key prefix, e.g. sk_live_4eC39HqL.",
+    )
+    rule = serializers.CharField(max_length=64, help_text="A rule code, see GET /api/v1/rules/.")
+    severity = serializers.ChoiceField(
+        choices=Severity.choices, required=False, allow_null=True, help_text="Defaults to the rule's."
+    )
+    source = serializers.CharField(
+        max_length=64, help_text="Which detector; with external_id, makes the report idempotent."
+    )
+    external_id = serializers.CharField(max_length=200)
+    observed_at = serializers.DateTimeField(required=False, allow_null=True)
+    summary = serializers.CharField(max_length=MAX_TEXT)
+    evidence = EvidenceField(required=False, help_text="A JSON object; redacted before it is stored.")
+
+
+class ViolationBatchSerializer(serializers.Serializer):
+    """Parses the envelope only: each item is checked on its own, so one bad item fails alone."""
+
+    violations = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=500)
+
+
+class ViolationBatchRequestSerializer(serializers.Serializer):
+    """The batch request as documented in the schema."""
+
+    violations = ViolationReportSerializer(many=True, min_length=1, max_length=500)
+
+
+class ViolationSerializer(serializers.ModelSerializer):
+    """Rendered by hand (``to_representation``): the batch path renders 500 at a time."""
+
+    account = serializers.CharField(source="account.public_id", read_only=True)
+    api_key = serializers.CharField(source="api_key.prefix", read_only=True, allow_null=True)
+    rule = serializers.CharField(source="rule.code", read_only=True)
+    case = serializers.IntegerField(source="case_id", read_only=True)
+
+    class Meta:
+        model = Violation
+        fields = [
+            "id", "case", "account", "api_key", "rule", "severity", "source", "external_id", "source_trusted",
+            "reported_by", "observed_at", "reported_at", "summary", "evidence", "status", "dismissed_at",
+            "dismissed_reason",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, v: Violation) -> dict:
+        return {
+            "id": v.pk,
+            "case": v.case_id,
+            "account": v.account.public_id,
+            "api_key": v.api_key.prefix if v.api_key_id else None,
+            "rule": v.rule.code,
+            "severity": v.severity,
+            "source": v.source,
+            "external_id": v.external_id,
+            "source_trusted": v.source_trusted,
+            "reported_by": v.reported_by,
+            "observed_at": _iso(v.observed_at),
+            "reported_at": _iso(v.reported_at),
+            "summary": v.summary,
+            "evidence": v.evidence,
+            "status": v.status,
+            "dismissed_at": _iso(v.dismissed_at),
+            "dismissed_reason": v.dismissed_reason,
+        }
+
+
+class ViolationReportResultSerializer(ViolationSerializer):
+    created = serializers.BooleanField(read_only=True, help_text="False: the same (source, external_id) was known.")
+    recommended_action = RecommendationSerializer(read_only=True)
+    act_first_action = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The suspension scheduled at once under act-first, if any."
+    )
+
+    class Meta(ViolationSerializer.Meta):
+        fields = [*ViolationSerializer.Meta.fields, "created", "recommended_action", "act_first_action"]
+        read_only_fields = fields
+
+    @staticmethod
+    def render(result) -> dict:
+        """A ``services.ReportResult`` as the API shows it."""
+        out = ViolationSerializer().to_representation(result.violation)
+        out["created"] = result.created
+        out["recommended_action"] = result.recommendation.as_dict()
+        out["act_first_action"] = result.act_first_action.pk if result.act_first_action else None
+        return out
+
+    def to_representation(self, result) -> dict:
+        return self.render(result)
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="ViolationBatchItem",
+        serializers=[ViolationReportResultSerializer, ErrorSerializer],
+        resource_type_field_name=None,
+    )
+)
+class BatchItemField(serializers.DictField):
+    """One item of a batch answer: the report's result, or ``{"error": {...}}`` for that item alone."""
+
+
+class ViolationBatchResultSerializer(serializers.Serializer):
+    results = serializers.ListField(child=BatchItemField(), help_text="One per item, in the order sent.")
+    created = serializers.IntegerField(help_text="Items that made a new violation.")
+    replayed = serializers.IntegerField(help_text="Items whose (source, external_id) was already known.")
+    failed = serializers.IntegerField(help_text="Items answered with an error.")
+
+
+class DismissSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True, default="")
+
+
+# --------------------------------------------------------------------------- actions, appeals
+
+
+class ActionSerializer(serializers.ModelSerializer):
+    case = serializers.IntegerField(source="case_id", read_only=True)
+    account = serializers.CharField(source="account.public_id", read_only=True)
+    keys = serializers.SerializerMethodField(help_text="Key prefixes; empty: every key of the account.")
+    requested_by = serializers.CharField(source="requested_by_label", read_only=True)
+    approved_by = serializers.CharField(source="approved_by_label", read_only=True)
+
+    class Meta:
+        model = EnforcementAction
+        fields = [
+            "id", "case", "account", "kind", "status", "reason", "keys", "rate_limit_per_minute",
+            "ip_rate_limit_per_minute", "expires_at", "remediation_deadline", "escalated_at", "act_first",
+            "overturned", "requested_by", "approved_by", "created_at", "approved_at", "scheduled_at", "applied_at",
+            "ended_at", "reviewed_at", "attempts", "last_error",
+        ]
+        read_only_fields = fields
+
+    def get_keys(self, action) -> list[str]:
+        return sorted(key.prefix for key in action.keys.all())
+
+
+class ActionProposeSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=ActionKind.choices, required=False, allow_null=True,
+        help_text="Omitted: the ladder's recommendation for the case.",
+    )
+    reason = serializers.CharField(
+        max_length=MAX_TEXT, required=False, allow_blank=True, default="",
+        help_text="Required with a kind; without one, the ladder's reason is used when omitted.",
+    )
+    keys = serializers.ListField(
+        child=serializers.CharField(max_length=16), required=False, max_length=100,
+        help_text="Key prefixes of the case's account; omitted: every key.",
+    )
+    rate_limit_per_minute = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False, allow_null=True)
+    ip_rate_limit_per_minute = serializers.IntegerField(
+        min_value=1, max_value=MAX_INT, required=False, allow_null=True
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    remediation_deadline = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True, default="")
+
+
+class AppealSerializer(serializers.ModelSerializer):
+    action = serializers.IntegerField(source="action_id", read_only=True)
+    case = serializers.IntegerField(source="case_id", read_only=True)
+    submitted_by = serializers.CharField(source="submitted_by_label", read_only=True)
+    decided_by = serializers.CharField(source="decided_by_label", read_only=True)
+
+    class Meta:
+        model = Appeal
+        fields = [
+            "id", "action", "case", "message", "status", "submitted_by", "submitted_at", "decided_by", "decided_at",
+            "decision_note",
+        ]
+        read_only_fields = fields
+
+
+class AppealSubmitSerializer(serializers.Serializer):
+    action = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    message = serializers.CharField(max_length=MAX_TEXT)
+
+
+class AppealDecideSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=[Appeal.Status.UPHELD, Appeal.Status.OVERTURNED])
+    note = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True, default="")
+
+
+# --------------------------------------------------------------------------- cases
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.public_id", read_only=True)
+    assignee = serializers.CharField(source="assignee.username", read_only=True, allow_null=True, default=None)
+    overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = [
+            "id", "account", "status", "severity", "review_due_at", "overdue", "assignee", "needs_lead_review",
+            "opened_at", "closed_at", "resolution", "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_overdue(self, case) -> bool:
+        now = self.context.get("now")
+        if now is None:
+            from django.utils import timezone
+
+            now = self.context["now"] = timezone.now()
+        return case.status != Case.Status.CLOSED and case.review_due_at < now
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    action = serializers.IntegerField(source="action_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id", "template", "audience", "recipient", "subject", "status", "action", "attempts", "last_error",
+            "created_at", "sent_at",
+        ]
+        read_only_fields = fields
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    case = serializers.IntegerField(source="case_id", read_only=True)
+    author = serializers.CharField(source="author_label", read_only=True)
+
+    class Meta:
+        model = Comment
+        fields = ["id", "case", "author", "body", "created_at"]
+        read_only_fields = fields
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=["violation", "action", "notification", "comment", "appeal", "audit"])
+    title = serializers.CharField()
+    detail = serializers.CharField(allow_blank=True)
+    id = serializers.IntegerField(allow_null=True, help_text="The id of the violation, action, ... it is about.")
+
+
+class CaseDetailSerializer(CaseSerializer):
+    violations = ViolationSerializer(many=True, read_only=True)
+    actions = ActionSerializer(many=True, read_only=True)
+    notifications = NotificationSerializer(many=True, read_only=True)
+    comments = CommentSerializer(many=True, read_only=True)
+    appeals = AppealSerializer(many=True, read_only=True)
+    timeline = serializers.SerializerMethodField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = [*CaseSerializer.Meta.fields, "violations", "actions", "notifications", "comments", "appeals",
+                  "timeline"]
+        read_only_fields = fields
+
+    def get_timeline(self, case) -> list[dict]:
+        from enforcement.selectors import case_timeline
+
+        return [entry.as_dict() for entry in case_timeline(case)]
+
+    def to_representation(self, case):
+        # Violations of a case share its account: spare the renderer one query per violation.
+        for violation in case.violations.all():
+            violation.account = case.account
+        return super().to_representation(case)
+
+
+class CaseAssignSerializer(serializers.Serializer):
+    assignee = serializers.CharField(
+        max_length=150, allow_null=True, help_text="A staff member's username; null to unassign."
+    )
+
+
+class CaseCommentSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=MAX_TEXT)
+
+
+class CaseResolveSerializer(serializers.Serializer):
+    resolution = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True, default="")
+
+
+class StandingSerializer(serializers.Serializer):
+    account = serializers.CharField(source="account.public_id")
+    status = serializers.ChoiceField(choices=Account.Status.choices)
+    strikes = serializers.IntegerField()
+    strike_window_days = serializers.IntegerField()
+    open_case = CaseSerializer(allow_null=True)
+    active_actions = ActionSerializer(many=True)
+    keys = StandingKeySerializer(many=True)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label", read_only=True)
+    target = serializers.SerializerMethodField()
+    case = serializers.IntegerField(source="case_id", read_only=True, allow_null=True)
+    account = serializers.CharField(source="account.public_id", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "created_at", "actor_type", "actor", "verb", "target", "target_type", "target_id", "case",
+            "account", "before", "after", "note",
+        ]
+        read_only_fields = fields
+
+    def get_target(self, event) -> str:
+        return f"{event.target_type}:{event.target_id}"

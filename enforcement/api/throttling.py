@@ -1,0 +1,58 @@
+"""Throttling of the API itself: a fixed-window counter per caller, kept in the Django cache.
+
+DRF's ``SimpleRateThrottle`` keeps every request's timestamp in one cache entry, which
+grows with the rate; a counter per window is one atomic increment however generous the
+limit. Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (env: ``API_THROTTLE_RATE``,
+``API_ANON_THROTTLE_RATE``); a view may name another rate with ``throttle_scope``.
+"""
+
+import time
+
+from django.core.cache import cache
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+from enforcement.api.auth import principal_of
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """``"6000/min"`` -> (6000, 60); None or "" -> no limit."""
+    if not rate:
+        return None
+    count, period = rate.split("/")
+    return int(count), PERIODS[period.strip()[0]]
+
+
+class PrincipalRateThrottle(BaseThrottle):
+    """Per service token or staff member; unauthenticated callers per client address."""
+
+    timer = time.time
+
+    def allow_request(self, request, view) -> bool:
+        principal = principal_of(request)
+        rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+        if principal is None:
+            rate_name, ident = "anonymous", f"ip:{self.get_ident(request)}"
+        else:
+            rate_name, ident = getattr(view, "throttle_scope", None) or "principal", principal
+        parsed = parse_rate(rates.get(rate_name, rates.get("principal")))
+        if parsed is None:
+            return True
+        limit, period = parsed
+        now = self.timer()
+        window = int(now // period)
+        self.retry_after = period - (now - window * period)
+        key = f"api-throttle:{rate_name}:{ident}:{period}:{window}"
+        if cache.add(key, 1, timeout=period + 1):
+            return True
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the window expired between add and incr
+            cache.add(key, 1, timeout=period + 1)
+            return True
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return getattr(self, "retry_after", None)

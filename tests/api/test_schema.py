@@ -1,0 +1,172 @@
+"""The OpenAPI schema and docs, and a schemathesis run against the schema: no 5xx, nothing off-schema.
+
+Schemathesis generates requests (valid and invalid) for every operation from ``/api/schema/``
+and sends them to the WSGI app in-process, authenticated with a token holding every scope.
+Ids and names in the generated requests are sometimes swapped for ones that exist, so the
+success paths are exercised too, not only 400s and 404s. Bounded by ``SCHEMATHESIS_MAX_EXAMPLES``.
+"""
+
+import os
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.utils import timezone
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from config.wsgi import application
+from enforcement import services
+from enforcement.actors import Actor
+from enforcement.models import ServiceToken
+from enforcement.tokens import service_token_create
+from tests.factories import AccountFactory, APIKeyFactory, UserFactory
+
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+
+
+def test_schema_is_served_as_openapi_3(anon_client):
+    response = anon_client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    for path in [
+        "/api/v1/accounts/{public_id}/", "/api/v1/accounts/{public_id}/standing/", "/api/v1/keys/{prefix}/",
+        "/api/v1/rules/", "/api/v1/violations/", "/api/v1/violations/batch/", "/api/v1/violations/{id}/",
+        "/api/v1/violations/{id}/dismiss/", "/api/v1/cases/", "/api/v1/cases/{id}/", "/api/v1/cases/{id}/assign/",
+        "/api/v1/cases/{id}/comment/", "/api/v1/cases/{id}/resolve/", "/api/v1/cases/{id}/actions/",
+        "/api/v1/actions/{id}/approve/", "/api/v1/actions/{id}/cancel/", "/api/v1/actions/{id}/revert/",
+        "/api/v1/appeals/", "/api/v1/appeals/{id}/decide/", "/api/v1/audit-events/",
+    ]:
+        assert path in paths, path
+    report = paths["/api/v1/violations/"]["post"]
+    assert report["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ViolationReportRequest")
+    assert set(report["responses"]) >= {"200", "201", "400", "401", "403", "409", "429"}
+    assert report["responses"]["403"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+    assert "Scope: `violations:write`" in report["description"]
+    assert {"Idempotency-Key"} <= {p["name"] for p in report.get("parameters", [])}
+    cases = {p["name"] for p in paths["/api/v1/cases/"]["get"]["parameters"]}
+    assert {"status", "severity", "account", "assignee", "overdue", "cursor", "page_size"} <= cases
+    assert schema["components"]["securitySchemes"]["ServiceToken"] == {
+        "type": "http", "scheme": "bearer", "description": schema["components"]["securitySchemes"]["ServiceToken"][
+            "description"],
+    }
+
+
+def test_docs_are_served_without_a_cdn(anon_client):
+    response = anon_client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui" in page and "/api/schema/" in page
+    assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
+
+
+# --------------------------------------------------------------------------- schemathesis
+
+
+@pytest.fixture
+def keep_connection_open():
+    """Like Django's test client: the app must not close the test's database connection after a request."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def seeded(db, keep_connection_open, as_lead, as_second_lead):
+    """A little of everything, so generated requests sometimes name things that exist."""
+    token, raw = service_token_create(name="schemathesis", scopes=list(ServiceToken.Scope.values), trusted=True)
+    reporter = Actor.for_token(token)
+    accounts = [AccountFactory() for _ in range(3)]
+    keys = [APIKeyFactory(account=account, kind=kind) for account in accounts for kind in ("secret", "publishable")]
+    UserFactory(username="agent-on-duty", role="tns_agent")
+    cases, actions, appeals, violations = [], [], [], []
+    for n, account in enumerate(accounts):
+        result = services.violation_report(
+            actor=reporter, account=account, rule="spam-fraud", severity="high", source="seed",
+            external_id=f"seed-{n}", summary="Seeded.",
+        )
+        violations.append(result.violation.pk)
+        cases.append(result.violation.case_id)
+    warning = services.action_propose(actor=as_lead, case_id=cases[0], kind="warning", reason="Seeded warning.")
+    suspension = services.action_propose(actor=as_lead, case_id=cases[1], kind="suspend", reason="Seeded.")
+    termination = services.action_propose(actor=as_lead, case_id=cases[2], kind="terminate", reason="Seeded.")
+    actions += [warning.pk, suspension.pk, termination.pk]
+    for action in (warning, suspension):
+        services.action_apply(action_id=action.pk)  # on-commit work does not run inside a test transaction
+    appeals.append(services.appeal_submit(actor=as_lead, action_id=suspension.pk, message="Seeded appeal.").pk)
+    return {
+        "raw": raw,
+        "id": {"cases": cases, "actions": actions, "appeals": appeals, "violations": violations,
+               "audit-events": [1, 2, 3]},
+        "public_id": [a.public_id for a in accounts],
+        "prefix": [k.prefix for k in keys],
+        "rule": ["spam-fraud", "rate-limit-overuse", "security-research", "security-abuse"],
+        "usernames": ["agent-on-duty", "lead", None],
+        "now": timezone.now(),
+    }
+
+
+# Loaded when the module is collected: generating the schema touches no database.
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+
+
+def _sometimes_real(case, data, seeded) -> None:
+    """Swap generated ids and names for existing ones, half of the time each."""
+    real = data.draw(st.booleans(), label="use existing things")
+    if not real:
+        return
+    path = case.path_parameters or {}
+    if "id" in path:
+        resource = case.path.split("/")[3]
+        if seeded["id"].get(resource):
+            path["id"] = data.draw(st.sampled_from(seeded["id"][resource]))
+    if "public_id" in path:
+        path["public_id"] = data.draw(st.sampled_from(seeded["public_id"]))
+    if "prefix" in path:
+        path["prefix"] = data.draw(st.sampled_from(seeded["prefix"]))
+    bodies = [case.body] if isinstance(case.body, dict) else []
+    if isinstance(case.body, dict) and isinstance(case.body.get("violations"), list):
+        bodies += [item for item in case.body["violations"] if isinstance(item, dict)]
+    for body in bodies:
+        if "account" in body:
+            body["account"] = data.draw(st.sampled_from(seeded["public_id"]))
+        if "rule" in body:
+            body["rule"] = data.draw(st.sampled_from(seeded["rule"]))
+        if "api_key" in body:
+            body["api_key"] = data.draw(st.sampled_from([None, *seeded["prefix"]]))
+        if "action" in body:
+            body["action"] = data.draw(st.sampled_from(seeded["id"]["actions"]))
+        if "assignee" in body:
+            body["assignee"] = data.draw(st.sampled_from(seeded["usernames"]))
+
+
+@schema.parametrize()
+@schema.given(data=st.data())
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_its_schema(case, data, seeded):
+    _sometimes_real(case, data, seeded)
+    case.call_and_validate(headers={"Authorization": f"Bearer {seeded['raw']}"}, checks=CHECKS)
