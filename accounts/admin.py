@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from accounts.models import Account, APIKey, KeyStatus
 from accounts.tokens import PREFIX_LENGTH, kind_of
 from enforcement.actors import WORK_CASE
-from enforcement.admin_filters import CappedCountPaginator, severity_badge, sla_html, status_badge
+from enforcement.admin_filters import ReadOnlyModelAdmin, severity_badge, sla_html, status_badge
 from enforcement.admin_permissions import actor_for
 from enforcement.models import ActionKind, Case
 from enforcement.selectors import account_standing
@@ -20,20 +20,8 @@ from enforcement.selectors import account_standing
 RECENT_CASES = 20
 
 
-class ReadOnlyInventoryAdmin(admin.ModelAdmin):
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
-    list_per_page = 50
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyInventoryAdmin(ReadOnlyModelAdmin):
+    """Accounts and keys are mirrored from the platform (the API's inventory routes), not edited here."""
 
 
 def key_imposed_by(keys, active_actions) -> dict[int, list]:

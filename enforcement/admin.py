@@ -29,9 +29,9 @@ from enforcement.admin_filters import (
     AppealedFilter,
     AssigneeFilter,
     AwaitingFilter,
-    CappedCountPaginator,
     CaseStatusFilter,
     OverdueFilter,
+    ReadOnlyModelAdmin,
     RuleFilter,
     SeverityFilter,
     assignable_staff,
@@ -41,7 +41,6 @@ from enforcement.admin_filters import (
 )
 from enforcement.admin_forms import RuleAdminForm
 from enforcement.admin_permissions import ACTION_VERBS, actor_for
-from enforcement.audit import audit_record, snapshot
 from enforcement.errors import Conflict, ServiceError
 from enforcement.models import (
     Appeal,
@@ -74,22 +73,8 @@ def account_link(account):
     )
 
 
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(ReadOnlyModelAdmin):
     """Read-only for everyone: these rows change only through the services."""
-
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER  # per-filter counts are full scans on big tables
-    paginator = CappedCountPaginator
-    list_per_page = 50
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_work_case_permission(self, request):
         return actor_for(request).can(WORK_CASE)
@@ -599,10 +584,6 @@ class AuditEventAdmin(WorkflowAdmin):
 # --------------------------------------------------------------------------- policy data and tokens
 
 
-RULE_AUDIT_FIELDS = ["title", "clause", "description", "default_severity", "ladder_overrides", "strike_window_days",
-                     "act_first", "auto_action", "publishable_key_exposure_is_violation", "is_active"]
-
-
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
     """The policy as data: leads edit it, every change is in the audit log."""
@@ -619,17 +600,7 @@ class RuleAdmin(admin.ModelAdmin):
         return False  # violations refer to rules; retire one with "is active"
 
     def save_model(self, request, obj, form, change):
-        # changeform_view runs in a transaction, so the audit row commits with the change.
-        before = snapshot(Rule.objects.get(pk=obj.pk), RULE_AUDIT_FIELDS) if change else None
-        super().save_model(request, obj, form, change)
-        after = snapshot(obj, RULE_AUDIT_FIELDS)
-        if before is not None:
-            before, after = ({k: v for k, v in before.items() if after[k] != v},
-                             {k: v for k, v in after.items() if before[k] != v})
-            if not after:
-                return
-        audit_record(actor=actor_for(request), verb="rule.updated" if change else "rule.created", target=obj,
-                     before=before, after=after)
+        services.rule_save(actor=actor_for(request), rule=obj)  # the form validated; the service audits
 
 
 @admin.register(ServiceToken)

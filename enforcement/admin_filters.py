@@ -215,3 +215,25 @@ class AppealedFilter(admin.SimpleListFilter):
         if self.value() == "any":
             return queryset.filter(Exists(appeals))
         return queryset
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Rows that change only through the services: listed and shown, never added, edited or deleted here.
+
+    Lists are built for big tables: no full COUNT(*), no per-filter counts.
+    """
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+    list_per_page = 50
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+

@@ -1,6 +1,6 @@
 """Which buttons a staff member sees: the same role checks the services make, plus the state they need.
 
-``role_allows`` mirrors the capability checks in ``enforcement.services`` (a view refuses with 403
+``role_allows`` asks ``enforcement.rights``, where the services check too (a view refuses with 403
 when it fails); ``state_allows`` is what the action's state must be for the button to make sense.
 A button is shown only when both hold. The services stay the authority: they check again.
 """
@@ -14,11 +14,11 @@ from enforcement.actors import (
     DECIDE_APPEAL,
     PROPOSE_ACTION,
     SUBMIT_APPEAL,
-    SUSPEND_ACTION,
     WORK_CASE,
     Actor,
 )
-from enforcement.models import ActionKind, ActionStatus, Appeal, Case, EnforcementAction
+from enforcement.models import ActionStatus, Appeal, Case, EnforcementAction
+from enforcement.rights import is_own_termination, may_cancel, may_undo
 from enforcement.transitions import ACTION_TRANSITIONS, can_transition
 
 ACTION_VERBS = ("approve", "confirm", "cancel", "revert", "retry", "appeal")
@@ -33,31 +33,17 @@ def actor_for(request) -> Actor:
     return actor
 
 
-def may_undo(actor: Actor, action: EnforcementAction) -> bool:
-    """Mirrors ``services._may_undo``: agents undo warnings and throttles, leads everything."""
-    if action.kind in (ActionKind.WARNING, ActionKind.THROTTLE):
-        return actor.can(PROPOSE_ACTION)
-    return actor.can(APPROVE_ACTION)
 
 
-def requester_identity(action: EnforcementAction) -> str:
-    if action.requested_by_id:
-        return f"user:{action.requested_by_id}"
-    if action.requested_by_token_id:
-        return f"token:{action.requested_by_token_id}"
-    return "system"
 
 
-def is_own_termination(actor: Actor, action: EnforcementAction) -> bool:
-    return action.kind == ActionKind.TERMINATE and requester_identity(action) == actor.identity
 
 
 def role_allows(actor: Actor, action: EnforcementAction, verb: str) -> bool:
     if verb in ("approve", "confirm"):
         return actor.can(APPROVE_ACTION)
     if verb == "cancel":
-        own_request = actor.kind == "user" and action.requested_by_id == actor.user.pk
-        return may_undo(actor, action) or (own_request and actor.can(PROPOSE_ACTION))
+        return may_cancel(actor, action)
     if verb in ("revert", "retry"):
         return may_undo(actor, action)
     if verb == "appeal":
@@ -106,13 +92,6 @@ def action_verbs(actor: Actor, action: EnforcementAction, *, case: Case, now: da
     return verbs
 
 
-def needs_approval(actor: Actor, kind: str) -> bool:
-    """Mirrors ``services._requires_approval``: what a proposal by this person turns into."""
-    if kind == ActionKind.TERMINATE:
-        return True
-    if kind == ActionKind.SUSPEND:
-        return not actor.can(SUSPEND_ACTION)
-    return False
 
 
 def can_work_case(actor: Actor) -> bool:

@@ -28,12 +28,11 @@ from enforcement.admin_permissions import (
     action_verbs,
     actor_for,
     can_decide_appeal,
-    is_own_termination,
-    needs_approval,
     role_allows,
 )
 from enforcement.errors import ServiceError
 from enforcement.models import ActionKind, ActionStatus, Appeal, Case, EnforcementAction, Notification, Violation
+from enforcement.rights import is_own_termination, requires_approval
 from enforcement.selectors import account_standing, case_detail_queryset, case_timeline
 from enforcement.transitions import IN_FORCE, PENDING
 
@@ -163,7 +162,7 @@ def case_page_context(request, case: Case) -> dict:
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [
-        {"value": value, "label": label, "needs_approval": needs_approval(actor, value)}
+        {"value": value, "label": label, "needs_approval": requires_approval(value, actor)}
         for value, label in ActionKind.choices
     ]
     return {
@@ -174,7 +173,7 @@ def case_page_context(request, case: Case) -> dict:
         "action_rows": action_rows,
         "recommendation": recommendation,
         "recommendation_needs_approval": bool(recommendation and recommendation.kind
-                                              and needs_approval(actor, recommendation.kind)),
+                                              and requires_approval(recommendation.kind, actor)),
         "already": already,
         "standing": standing,
         "sla_text": sla_text,

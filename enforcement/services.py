@@ -16,13 +16,12 @@ from django.utils import timezone
 
 from accounts.models import Account, APIKey, KeyStatus
 from accounts.services import Restriction, key_states_recompute
-from enforcement import ladder, notifications, sla
+from enforcement import ladder, notifications, rights, sla
 from enforcement.actors import (
     APPROVE_ACTION,
     DECIDE_APPEAL,
     PROPOSE_ACTION,
     SUBMIT_APPEAL,
-    SUSPEND_ACTION,
     SYSTEM,
     WORK_CASE,
     Actor,
@@ -406,14 +405,6 @@ def _set_status(actor: Actor, action: EnforcementAction, new: str, verb: str, *,
                  before=before, after=snapshot(action, ACTION_FIELDS), note=note)
 
 
-def _requires_approval(kind: str, actor: Actor) -> bool:
-    if kind == ActionKind.TERMINATE:
-        return True
-    if kind == ActionKind.SUSPEND:
-        return not actor.can(SUSPEND_ACTION)
-    return False
-
-
 def action_propose(
     *,
     actor: Actor,
@@ -481,7 +472,7 @@ def _action_propose(*, actor, case, kind, reason, key_prefixes=None, rate_limit=
     if duplicate is not None:
         raise Conflict(f"A {kind} (#{duplicate.pk}) is already {duplicate.status} on this case.")
 
-    needs_approval = _requires_approval(kind, actor)
+    needs_approval = rights.requires_approval(kind, actor)
     action = EnforcementAction.objects.create(
         case=case, account=case.account, kind=kind, reason=reason.strip(),
         status=A.AWAITING_APPROVAL if needs_approval else A.SCHEDULED,
@@ -518,11 +509,7 @@ def action_approve(*, actor: Actor, action_id: int) -> EnforcementAction:
         return action  # already approved: nothing more to do
     if action.status != A.AWAITING_APPROVAL:
         raise InvalidTransition(f"A {action.status} action cannot be approved.")
-    requester = (
-        f"user:{action.requested_by_id}" if action.requested_by_id
-        else f"token:{action.requested_by_token_id}" if action.requested_by_token_id else "system"
-    )
-    if action.kind == ActionKind.TERMINATE and requester == actor.identity:
+    if rights.is_own_termination(actor, action):
         raise Forbidden("A termination needs a second lead: you requested this one.")
     now = timezone.now()
     action.approved_by = actor.user if actor.kind == "user" else None
@@ -536,17 +523,10 @@ def action_approve(*, actor: Actor, action_id: int) -> EnforcementAction:
     return action
 
 
-def _may_undo(actor: Actor, action: EnforcementAction) -> bool:
-    if action.kind in (ActionKind.WARNING, ActionKind.THROTTLE):
-        return actor.can(PROPOSE_ACTION)
-    return actor.can(APPROVE_ACTION)
-
-
 @transaction.atomic
 def action_cancel(*, actor: Actor, action_id: int, reason: str = "") -> EnforcementAction:
     action = _lock_action(action_id)
-    own_request = actor.kind == "user" and action.requested_by_id == actor.user.pk
-    if not (_may_undo(actor, action) or (own_request and actor.can(PROPOSE_ACTION))):
+    if not rights.may_cancel(actor, action):
         raise Forbidden(f"You may not cancel a {action.kind}.")
     if action.status == A.CANCELLED:
         return action
@@ -604,7 +584,7 @@ def action_record_failure(*, action_id: int, error: str, final: bool) -> Enforce
 def action_retry(*, actor: Actor, action_id: int) -> EnforcementAction:
     """Put a failed action back on the schedule."""
     action = _lock_action(action_id)
-    if not _may_undo(actor, action):
+    if not rights.may_undo(actor, action):
         raise Forbidden(f"You may not retry a {action.kind}.")
     if action.status != A.FAILED:  # else "retry" would skip an approval (awaiting_approval -> scheduled)
         raise InvalidTransition(f"Only a failed action is retried; this one is {action.status}.")
@@ -636,7 +616,7 @@ def _lift(actor: Actor, action: EnforcementAction, new_status: str, verb: str, n
 def action_revert(*, actor: Actor, action_id: int, reason: str, overturned: bool = False) -> EnforcementAction:
     """Lift an applied action; the keys keep whatever other actions still impose."""
     action = _lock_action(action_id)
-    if not _may_undo(actor, action):
+    if not rights.may_undo(actor, action):
         raise Forbidden(f"Only a lead may revert a {action.kind}.")
     if action.status != A.APPLIED:
         raise InvalidTransition(f"A {action.status} action cannot be reverted.")
@@ -1069,3 +1049,32 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
             )
         results[index] = ReportResult(violation, True, recommendation, act_first_action)
     return results
+
+
+# --------------------------------------------------------------------------- the rule catalogue
+
+RULE_FIELDS = ["title", "clause", "description", "default_severity", "ladder_overrides", "strike_window_days",
+               "act_first", "auto_action", "publishable_key_exposure_is_violation", "is_active"]
+
+
+@transaction.atomic
+def rule_save(*, actor: Actor, rule: Rule) -> Rule:
+    """Create or edit a rule of the catalogue (the policy as data), with its audit event."""
+    if not (actor.kind == "user" and actor.user.has_perm("enforcement.change_rule")):
+        raise Forbidden("Only a lead may edit the rule catalogue.")
+    problems = ladder.validate_overrides(rule.ladder_overrides)
+    if problems:
+        raise ValidationFailed("The ladder overrides are not valid.", fields={"ladder_overrides": problems})
+    creating = rule.pk is None
+    before = None if creating else snapshot(Rule.objects.select_for_update().get(pk=rule.pk), RULE_FIELDS)
+    after = snapshot(rule, RULE_FIELDS)
+    if before is not None:
+        before, after = ({k: v for k, v in before.items() if after[k] != v},
+                         {k: v for k, v in after.items() if before[k] != v})
+        if not after:
+            return rule
+    rule.save()
+    audit_record(actor=actor, verb="rule.created" if creating else "rule.updated", target=rule,
+                 before=before, after=after)
+    return rule
+

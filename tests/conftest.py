@@ -32,6 +32,17 @@ def _eager_celery():
 
 
 @pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """Run a service call and then its on-commit work (eager tasks), as a real commit would."""
+
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
 def agent(db):
     return UserFactory(username="agent", role="tns_agent")
 

@@ -16,17 +16,6 @@ pytestmark = pytest.mark.django_db
 A = EnforcementAction.Status
 
 
-@pytest.fixture
-def run_on_commit(django_capture_on_commit_callbacks):
-    """Run a service call and then its on-commit work (eager tasks), as a real commit would."""
-
-    def run(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return run
-
-
 def report(actor, account, rule="secrets-in-events", external_id="e-1", **kwargs):
     kwargs.setdefault("summary", "card numbers in events")
     return services.violation_report(

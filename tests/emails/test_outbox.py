@@ -22,15 +22,6 @@ BACKENDS = "tests.emails.test_outbox"
 
 
 @pytest.fixture
-def run_on_commit(django_capture_on_commit_callbacks):
-    def run(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def warned(account, keys, as_agent, django_capture_on_commit_callbacks):
     """A warning applied on a case; its customer email is written but not sent (the callbacks are dropped)."""
     with django_capture_on_commit_callbacks(execute=False):
