@@ -252,7 +252,11 @@ def _missing_report_fields(report: dict) -> dict[str, list[str]]:
 
 
 def _resolve_report_inputs(*, account, rule, api_key, severity):
-    account_obj = account if isinstance(account, Account) else Account.objects.filter(public_id=account).first()
+    """The report's account (row-locked: it serialises "find or open the account's case"), rule and key."""
+    accounts = Account.objects.select_for_update()
+    account_obj = (
+        accounts.filter(pk=account.pk) if isinstance(account, Account) else accounts.filter(public_id=account)
+    ).first()
     rule_obj = rule if isinstance(rule, Rule) else Rule.objects.filter(code=rule, is_active=True).first()
     key_obj = None
     if api_key:
@@ -285,11 +289,11 @@ def violation_report(
     existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case", "rule").first()
     if existing is not None:
         return ReportResult(existing, False, recommendation_for(existing.case))
-    account_obj, rule_obj, key_obj = _resolve_report_inputs(
-        account=account, rule=rule, api_key=api_key, severity=severity
-    )
     try:
         with transaction.atomic():
+            account_obj, rule_obj, key_obj = _resolve_report_inputs(
+                account=account, rule=rule, api_key=api_key, severity=severity
+            )
             return _violation_create(
                 actor=actor, account=account_obj, rule=rule_obj, key=key_obj, source=source,
                 external_id=external_id, summary=summary, severity=severity or rule_obj.default_severity,
@@ -305,8 +309,6 @@ def violation_report(
 
 def _violation_create(*, actor, account, rule, key, source, external_id, summary, severity, observed_at, evidence):
     now = timezone.now()
-    # The account row lock serialises "find or open the account's case".
-    Account.objects.select_for_update().filter(pk=account.pk).first()
     case = Case.objects.select_for_update().filter(account=account).exclude(status=Case.Status.CLOSED).first()
     case_opened = case is None
     if case_opened:
