@@ -84,6 +84,8 @@ def up(argv: list[str]) -> None:
 def test(argv: list[str]) -> None:
     setup()
     env = {**os.environ, "DJANGO_PROFILE": os.environ.get("DJANGO_PROFILE", "test")}
+    # Its own files (SQLite test database, embedded broker, edge store), apart from a console that `up` runs.
+    env.setdefault("VAR_DIR", str(ROOT / "var" / "test"))
     result = subprocess.run([str(PY), "-m", "pytest", *argv], cwd=ROOT, env=env)
     sys.exit(result.returncode)
 

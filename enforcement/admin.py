@@ -53,7 +53,7 @@ from enforcement.models import (
     Violation,
 )
 from enforcement.notifications import TEMPLATES as EMAIL_TEMPLATES
-from enforcement.transitions import IN_FORCE
+from enforcement.selectors import action_covering
 
 MAX_BULK = 500
 
@@ -264,8 +264,9 @@ class CaseAdmin(WorkflowAdmin):
         proposed, skipped, errors = [], [], []
         for case in Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at"):
             recommendation = services.recommendation_for(case)
-            if recommendation.kind and case.actions.filter(kind=recommendation.kind, status__in=IN_FORCE).exists():
-                skipped.append(f"#{case.pk} ({recommendation.kind} already in force)")
+            covering = recommendation.kind and action_covering(case.actions.all(), recommendation.kind)
+            if covering:
+                skipped.append(f"#{case.pk} (a {covering.kind} is already {covering.get_status_display().lower()})")
                 continue
             try:
                 action = services.action_propose(actor=actor, case_id=case.pk, kind=None, reason="")

@@ -65,6 +65,7 @@ class ConsoleAdminSite(admin.AdminSite):
     site_header = "Millimetric Trust & Safety"
     site_title = "T&S console"
     index_title = "Today"
+    site_url = None  # the console is the site: no "view site" link
     index_template = "admin/console_index.html"
     enable_nav_sidebar = False  # the queue's columns need the width
 

@@ -33,8 +33,7 @@ from enforcement.admin_permissions import (
 from enforcement.errors import ServiceError
 from enforcement.models import ActionKind, ActionStatus, Appeal, Case, EnforcementAction, Notification, Violation
 from enforcement.rights import is_own_termination, requires_approval
-from enforcement.selectors import account_standing, case_detail_queryset, case_timeline
-from enforcement.transitions import IN_FORCE, PENDING
+from enforcement.selectors import account_standing, action_covering, case_detail_queryset, case_timeline
 
 # --------------------------------------------------------------------------- plumbing
 
@@ -156,9 +155,7 @@ def case_page_context(request, case: Case) -> dict:
     recommendation = services.recommendation_for(case, now=now) if is_open else None
     already = None
     if recommendation and recommendation.kind:
-        already = next(
-            (a for a in actions if a.kind == recommendation.kind and a.status in {*PENDING, *IN_FORCE}), None
-        )
+        already = action_covering(actions, recommendation.kind)
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [

@@ -8,8 +8,9 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
+from enforcement.ladder import RUNGS
 from enforcement.models import Appeal, AuditEvent, Case, Comment, EnforcementAction, Notification, Violation
-from enforcement.transitions import IN_FORCE
+from enforcement.transitions import IN_FORCE, PENDING
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,12 @@ def appeals_queue() -> QuerySet[Appeal]:
     return Appeal.objects.filter(status=Appeal.Status.PENDING).select_related("action", "case__account").order_by(
         "submitted_at"
     )
+
+
+def action_covering(actions, kind: str) -> EnforcementAction | None:
+    """An action, pending or in force, at this rung of the ladder or above: proposing ``kind`` would add nothing."""
+    rung = RUNGS.index(kind)
+    return next(
+        (a for a in actions if a.status in {*PENDING, *IN_FORCE} and RUNGS.index(a.kind) >= rung), None
+    )
+

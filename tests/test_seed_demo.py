@@ -25,7 +25,7 @@ def test_seed_demo_is_idempotent_and_prints_working_logins_and_tokens(capsys):
         Case.objects.values_list("status", flat=True))
     assert set(APIKey.objects.values_list("kind", flat=True)) == {"publishable", "secret", "restricted"}
     assert "throttled" in set(APIKey.objects.values_list("status", flat=True))
-    printed_tokens = [line.split()[-1] for line in out.splitlines() if "_live_" in line]
+    printed_tokens = [line.split()[0] for line in out.splitlines() if "_live_" in line]
     assert len(printed_tokens) == 4
     for token in printed_tokens:
         assert APIKey.objects.filter(token_sha256=hash_token(token)).exists()

@@ -31,6 +31,12 @@ ACCOUNTS = [
     ("acct_demoecho0000005", "Echo Research Lab", "security@echo.example"),
 ]
 _ALPHABET = string.ascii_letters + string.digits
+GATE_DEMO_KEYS = [
+    ("acct_demoacme0000001", "secret", "Acme Analytics, secret key: allowed"),
+    ("acct_demodelta000004", "secret", "Delta Health Apps, secret key: throttled to 30/min"),
+    ("acct_democlick000003", "publishable", "ClickStorm Media: refused once a lead approves its suspension"),
+    ("acct_demoblue0000002", "publishable", "Bluebird Shop, publishable key: allowed (warned, not restricted)"),
+]
 
 
 def demo_token(account_id: str, kind: str) -> str:
@@ -53,8 +59,8 @@ class Command(BaseCommand):
         for username, role, _ in STAFF:
             self.stdout.write(f"  {username:<12} {role or 'superuser'}")
         self.stdout.write("Demo API key tokens (for trying the gate):")
-        for label, token in tokens[:4]:
-            self.stdout.write(f"  {label:<34} {token}")
+        for public_id, kind, note in GATE_DEMO_KEYS:
+            self.stdout.write(f"  {tokens[(public_id, kind)]}  {note}")
 
     def _staff(self) -> dict:
         User = get_user_model()
@@ -72,8 +78,8 @@ class Command(BaseCommand):
             users[username] = user
         return users
 
-    def _inventory(self) -> list[tuple[str, str]]:
-        tokens = []
+    def _inventory(self) -> dict[tuple[str, str], str]:
+        tokens = {}
         for public_id, name, email in ACCOUNTS:
             account, _ = account_services.account_upsert(actor=SYSTEM, public_id=public_id, name=name, email=email)
             for kind in KIND_PREFIXES:
@@ -83,7 +89,7 @@ class Command(BaseCommand):
                     token_sha256=hash_token(token), rate_limit_per_minute=1200 if kind != "publishable" else 600,
                     ip_rate_limit_per_minute=120, label=f"{kind} key",
                 )
-                tokens.append((f"{name} ({kind})", token))
+                tokens[(public_id, kind)] = token
         return tokens
 
     def _cases(self, users: dict) -> None:

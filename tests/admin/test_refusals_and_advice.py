@@ -1,0 +1,31 @@
+"""What a newcomer meets: refusals as a readable page, the ladder's advice when a higher rung is in force."""
+
+from enforcement import services
+from enforcement.models import EnforcementAction
+
+PAGE = "/admin/enforcement/case/{}/change/"
+
+
+def test_a_refused_button_shows_a_plain_page_and_changes_nothing(agent_client, high_case, as_agent):
+    action = services.action_propose(actor=as_agent, case_id=high_case.pk, kind="suspend", reason="fraud")
+    response = agent_client.post(f"/admin/enforcement/enforcementaction/{action.pk}/approve/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Your role does not allow this." in html and "Nothing was changed." in html
+    assert "Traceback" not in html
+    assert EnforcementAction.objects.get(pk=action.pk).status == "awaiting_approval"
+
+
+def test_advice_gives_way_when_a_higher_rung_is_in_force(lead_client, high_case, as_lead):
+    suspend = services.action_propose(actor=as_lead, case_id=high_case.pk, kind="suspend", reason="fraud")
+    services.action_apply(action_id=suspend.pk)
+    response = lead_client.get(PAGE.format(high_case.pk))
+    assert response.context["recommendation"].kind == "throttle"  # what the ladder alone says
+    html = response.content.decode()
+    assert 'id="propose-recommended"' not in html
+    assert "Already in place" in html and f"#action-{suspend.pk}" in html
+
+
+def test_the_site_root_leads_to_the_console(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/admin/"
