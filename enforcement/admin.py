@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -132,7 +132,7 @@ class CaseAdmin(WorkflowAdmin):
     list_filter = (CaseStatusFilter, SeverityFilter, RuleFilter, AssigneeFilter, OverdueFilter, AwaitingFilter,
                    AppealedFilter)
     list_select_related = ("account", "assignee")
-    ordering = ("review_due_at", "-severity_rank")
+    ordering = (F("review_due_at").asc(nulls_last=True), "-severity_rank")  # reviewed cases last
     search_fields = ("account__public_id",)
     search_help_text = "Account id (acct_...), account email, key prefix (sk_live_...) or case number."
     actions = ["assign_to_me", "assign_to", "propose_recommendation"]

@@ -9,7 +9,6 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from enforcement.actors import ROLE_AGENT, ROLE_LEAD
 from enforcement.admin_site import OPEN_CASE_STATUSES
@@ -46,9 +45,11 @@ def _span(delta_seconds: float) -> str:
 
 
 def sla_state(due: datetime | None, *, now: datetime, closed: bool = False) -> tuple[str, str]:
-    """(text, tone) for a review deadline: "overdue 1h 05m" / "due in 3h 20m"."""
-    if closed or due is None:
+    """(text, tone) for a review deadline: "overdue 1h 05m" / "due in 3h 20m" / "reviewed"."""
+    if closed:
         return "-", "muted"
+    if due is None:
+        return "reviewed", "muted"  # staff acted on the case: its deadline was met
     seconds = (due - now).total_seconds()
     if seconds < 0:
         return f"overdue {_span(seconds)}", "overdue"
@@ -58,7 +59,7 @@ def sla_state(due: datetime | None, *, now: datetime, closed: bool = False) -> t
 def sla_html(due: datetime | None, *, now: datetime, closed: bool = False):
     text, tone = sla_state(due, now=now, closed=closed)
     if tone == "muted":
-        return mark_safe('<span class="sla sla-muted">-</span>')
+        return format_html('<span class="sla sla-muted">{}</span>', text)
     return format_html(
         '<time class="sla sla-{}" datetime="{}" data-due="{}" title="{}">{}</time>',
         tone, due.isoformat(), due.isoformat(), f"{due:%Y-%m-%d %H:%M} UTC", text,

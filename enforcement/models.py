@@ -99,7 +99,9 @@ class Case(models.Model):
     status = models.CharField(max_length=24, choices=CaseStatus.choices, default=CaseStatus.OPEN)
     severity = models.CharField(max_length=16, choices=Severity.choices)
     severity_rank = models.PositiveSmallIntegerField(default=0, editable=False)
-    review_due_at = models.DateTimeField()
+    review_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When staff must have reviewed the case; empty once they have acted on it."
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
@@ -87,11 +87,11 @@ def account_standing(account: Account, *, now: datetime | None = None) -> dict:
 
 
 def case_queue(*, now: datetime | None = None) -> QuerySet[Case]:
-    """Open cases, overdue first, then by severity and deadline."""
+    """Open cases awaiting review, overdue first, then by deadline and severity; reviewed ones last."""
     return (
         Case.objects.exclude(status=Case.Status.CLOSED)
         .select_related("account", "assignee")
-        .order_by("review_due_at", "-severity_rank")
+        .order_by(F("review_due_at").asc(nulls_last=True), "-severity_rank")
     )
 
 

@@ -151,6 +151,27 @@ def case_refresh(*, actor: Actor, case: Case, since: datetime | None = None) -> 
     return case
 
 
+def _case_review_due(*, actor: Actor, case: Case, severity: str, now: datetime) -> None:
+    case.review_due_at = sla.review_deadline(severity, now, sla_hours=_policy()["SLA_HOURS"])
+    case.save(update_fields=["review_due_at", "updated_at"])
+    audit_record(actor=actor, verb="case.review_due", target=case, case=case, account=case.account,
+                 before={"review_due_at": None}, after={"review_due_at": case.review_due_at.isoformat()})
+
+
+def _case_reviewed(*, actor: Actor, case: Case) -> None:
+    """A person (or automation acting for one) decided on the case: its review deadline is met.
+
+    An act-first case stays due until a lead confirms or reverts the suspension.
+    """
+    if actor.kind == "system" or case.review_due_at is None or case.needs_lead_review:
+        return
+    before = case.review_due_at.isoformat()
+    case.review_due_at = None
+    case.save(update_fields=["review_due_at", "updated_at"])
+    audit_record(actor=actor, verb="case.reviewed", target=case, case=case, account=case.account,
+                 before={"review_due_at": before}, after={"review_due_at": None})
+
+
 def _lock_case(case_id: int) -> Case:
     try:
         return Case.objects.select_for_update().select_related("account").get(pk=case_id)
@@ -328,6 +349,8 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
         after={"rule": rule.code, "severity": severity, "source": source, "external_id": external_id,
                "api_key": key.prefix if key else None},
     )
+    if not case_opened and case.review_due_at is None:
+        _case_review_due(actor=actor, case=case, severity=severity, now=now)  # new evidence: look again
     # A report can only raise its case's severity (the status follows from actions and appeals).
     if not case_opened and SEVERITY_RANK[severity] > SEVERITY_RANK[case.severity]:
         case_refresh(actor=actor, case=case, since=now)
@@ -357,7 +380,7 @@ def _act_first_suspend(*, actor: Actor, case: Case, violation: Violation, reason
     audit_record(actor=actor, verb="action.act_first_scheduled", target=action, case=case, account=case.account,
                  after=snapshot(action, ACTION_FIELDS), note=action.reason)
     case.needs_lead_review = True
-    case.review_due_at = min(case.review_due_at, sla.review_deadline("critical", now, sla_hours=_policy()["SLA_HOURS"]))
+    case.review_due_at = sla.tightened_deadline(case.review_due_at, "critical", now, sla_hours=_policy()["SLA_HOURS"])
     case.save(update_fields=["needs_lead_review", "review_due_at", "updated_at"])
     case_refresh(actor=SYSTEM, case=case)
     notifications.notify_staff(
@@ -493,6 +516,7 @@ def _action_propose(*, actor, case, kind, reason, key_prefixes=None, rate_limit=
     audit_record(actor=actor, verb="action.proposed", target=action, case=case, account=case.account,
                  after={**snapshot(action, ACTION_FIELDS), "keys": [k.prefix for k in keys]}, note=action.reason)
     case_refresh(actor=actor, case=case)
+    _case_reviewed(actor=actor, case=case)
     if needs_approval:
         notifications.notify_staff(
             template="staff_awaiting_approval", event_key=f"action:{action.pk}:awaiting_approval",
@@ -520,7 +544,8 @@ def action_approve(*, actor: Actor, action_id: int) -> EnforcementAction:
     action.approved_at = action.scheduled_at = now
     _set_status(actor, action, A.SCHEDULED, "action.approved",
                 extra=["approved_by", "approved_by_token", "approved_by_label", "approved_at", "scheduled_at"])
-    case_refresh(actor=actor, case=_lock_case(action.case_id))
+    case = case_refresh(actor=actor, case=_lock_case(action.case_id))
+    _case_reviewed(actor=actor, case=case)
     _enqueue_apply(action.pk)
     return action
 
@@ -606,6 +631,7 @@ def _lift(actor: Actor, action: EnforcementAction, new_status: str, verb: str, n
     if action.act_first and case.needs_lead_review:
         case.needs_lead_review = False
         case.save(update_fields=["needs_lead_review", "updated_at"])
+        _case_reviewed(actor=actor, case=case)
     case_refresh(actor=actor, case=case)
     if action.kind != ActionKind.WARNING:
         notifications.notify_customer(
@@ -656,6 +682,7 @@ def action_confirm(*, actor: Actor, action_id: int, note: str = "") -> Enforceme
     if case.needs_lead_review:
         case.needs_lead_review = False
         case.save(update_fields=["needs_lead_review", "updated_at"])
+    _case_reviewed(actor=actor, case=case)
     return action
 
 
@@ -1020,6 +1047,8 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
     touched = {violation.case.account_id: violation.case for violation in violations}
     for account_id in sorted(touched):
         case = touched[account_id]
+        if case.review_due_at is None:  # new evidence on a reviewed case: look again
+            _case_review_due(actor=actor, case=case, severity=Severity.values[top_rank[case.pk]], now=now)
         if top_rank[case.pk] > SEVERITY_RANK[case.severity]:
             case_refresh(actor=actor, case=case, since=now)
     windows = {rule.strike_window_days or _policy()["STRIKE_WINDOW_DAYS"] for _, _, rule, _, _ in items}

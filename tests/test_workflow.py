@@ -593,3 +593,65 @@ def test_run_sweep_command(account, keys, as_detector, as_lead, monkeypatch, cap
     assert set(statuses(account).values()) == {"active"}
     call_command("run_sweep")
     assert set(statuses(account).values()) == {"suspended"}
+
+
+# ------------------------------------------------------------------ the review deadline
+
+
+def test_acting_on_a_case_meets_its_review_deadline(account, keys, as_detector, as_agent):
+    case = report(as_detector, account, severity="high").violation.case
+    assert case.review_due_at is not None
+    services.action_propose(actor=as_agent, case_id=case.pk, kind="warning", reason="fix it")
+    case.refresh_from_db()
+    assert case.review_due_at is None
+    assert AuditEvent.objects.filter(verb="case.reviewed", case=case).count() == 1
+
+
+def test_new_evidence_makes_a_reviewed_case_due_again(account, as_detector, as_agent):
+    case = report(as_detector, account, severity="low").violation.case
+    services.action_propose(actor=as_agent, case_id=case.pk, kind="warning", reason="fix it")
+    before = timezone.now()
+    report(as_detector, account, external_id="e-2", severity="medium")
+    case.refresh_from_db()
+    assert before + timedelta(hours=24) <= case.review_due_at <= timezone.now() + timedelta(hours=24)
+    assert "case.review_due" in verbs(case=case)
+
+
+def test_a_suspension_awaiting_approval_counts_as_reviewed_and_approval_keeps_it(
+    account, as_detector, as_agent, as_lead
+):
+    case = report(as_detector, account).violation.case
+    action = services.action_propose(actor=as_agent, case_id=case.pk, kind="suspend", reason="fraud")
+    services.action_approve(actor=as_lead, action_id=action.pk)
+    assert Case.objects.get().review_due_at is None
+
+
+def test_act_first_stays_due_until_a_lead_reviews(account, keys, as_trusted_detector, as_lead, run_on_commit):
+    run_on_commit(report, as_trusted_detector, account, rule="security-abuse")
+    case = Case.objects.get()
+    assert case.needs_lead_review and case.review_due_at is not None
+    # An agent's or a lead's other action does not stand in for the act-first review.
+    services.action_propose(actor=as_lead, case_id=case.pk, kind="terminate", reason="repeat")
+    assert Case.objects.get().review_due_at is not None
+    services.action_confirm(actor=as_lead, action_id=EnforcementAction.objects.get(act_first=True).pk)
+    case.refresh_from_db()
+    assert not case.needs_lead_review and case.review_due_at is None
+
+
+def test_escalation_by_the_system_is_not_a_review(account, keys, as_detector, as_agent, run_on_commit):
+    case = report(as_detector, account).violation.case
+    run_on_commit(services.action_propose, actor=as_agent, case_id=case.pk, kind="warning", reason="fix",
+                  remediation_deadline=timezone.now() + timedelta(hours=1))
+    Case.objects.filter(pk=case.pk).update(review_due_at=timezone.now() + timedelta(hours=5))
+    run_on_commit(services.sweep, now=timezone.now() + timedelta(hours=2))
+    assert EnforcementAction.objects.filter(kind="throttle").exists()
+    assert Case.objects.get().review_due_at is not None
+
+
+def test_the_queue_puts_cases_awaiting_review_first(as_detector, as_agent):
+    from enforcement.selectors import case_queue
+
+    reviewed = report(as_detector, AccountFactory(), external_id="a", severity="critical").violation.case
+    services.action_propose(actor=as_agent, case_id=reviewed.pk, kind="warning", reason="x")
+    waiting = report(as_detector, AccountFactory(), external_id="b", severity="low").violation.case
+    assert list(case_queue().values_list("pk", flat=True)) == [waiting.pk, reviewed.pk]

@@ -29,3 +29,11 @@ def test_advice_gives_way_when_a_higher_rung_is_in_force(lead_client, high_case,
 def test_the_site_root_leads_to_the_console(client):
     response = client.get("/")
     assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+def test_a_reviewed_case_says_so_instead_of_counting_down(agent_client, high_case, as_agent):
+    services.action_propose(actor=as_agent, case_id=high_case.pk, kind="warning", reason="fix it")
+    html = agent_client.get(PAGE.format(high_case.pk)).content.decode()
+    assert 'id="case-sla">reviewed<' in html
+    queue = agent_client.get("/admin/enforcement/case/").content.decode()
+    assert "sla-muted" in queue and "reviewed" in queue
