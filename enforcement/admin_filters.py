@@ -172,14 +172,16 @@ class OverdueFilter(admin.SimpleListFilter):
     parameter_name = "overdue"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Overdue"), ("no", "Not overdue")]
+        return [("yes", "Overdue"), ("no", "Not overdue"), ("reviewed", "Reviewed")]
 
     def queryset(self, request, queryset):
         now = timezone.now()
         if self.value() == "yes":
             return queryset.filter(status__in=OPEN_CASE_STATUSES, review_due_at__lt=now)
         if self.value() == "no":
-            return queryset.filter(review_due_at__gte=now)
+            return queryset.filter(Q(review_due_at__gte=now) | Q(review_due_at__isnull=True))
+        if self.value() == "reviewed":
+            return queryset.filter(review_due_at__isnull=True)
         return queryset
 
 

@@ -37,3 +37,10 @@ def test_a_reviewed_case_says_so_instead_of_counting_down(agent_client, high_cas
     assert 'id="case-sla">reviewed<' in html
     queue = agent_client.get("/admin/enforcement/case/").content.decode()
     assert "sla-muted" in queue and "reviewed" in queue
+
+
+def test_the_review_deadline_filter_knows_reviewed_cases(agent_client, high_case, as_agent):
+    services.action_propose(actor=as_agent, case_id=high_case.pk, kind="warning", reason="fix it")
+    for value, expected in (("reviewed", [high_case.pk]), ("no", [high_case.pk]), ("yes", [])):
+        response = agent_client.get(f"/admin/enforcement/case/?overdue={value}")
+        assert [case.pk for case in response.context["cl"].result_list] == expected, value
