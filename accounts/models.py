@@ -95,7 +95,10 @@ class APIKey(models.Model):
                 condition=Q(status__in=KeyStatus.values), name="apikey_status_valid"
             ),
         ]
-        indexes = [models.Index(fields=["account", "status"])]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["updated_at"]),  # the edge store's periodic republish of recent changes
+        ]
 
     def __str__(self) -> str:
         return self.prefix

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -84,7 +85,9 @@ def post_only(view):
 
     def wrapper(model_admin, request, *args, **kwargs):
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            response = render(request, "admin/button_is_post.html", status=405)
+            response["Allow"] = "POST"
+            return response
         return view(model_admin, request, *args, **kwargs)
 
     wrapper.__name__ = view.__name__

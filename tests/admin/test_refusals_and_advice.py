@@ -44,3 +44,11 @@ def test_the_review_deadline_filter_knows_reviewed_cases(agent_client, high_case
     for value, expected in (("reviewed", [high_case.pk]), ("no", [high_case.pk]), ("yes", [])):
         response = agent_client.get(f"/admin/enforcement/case/?overdue={value}")
         assert [case.pk for case in response.context["cl"].result_list] == expected, value
+
+
+def test_a_button_address_opened_as_a_link_explains_itself(agent_client, high_case, as_agent):
+    action = services.action_propose(actor=as_agent, case_id=high_case.pk, kind="warning", reason="fix it")
+    response = agent_client.get(f"/admin/enforcement/enforcementaction/{action.pk}/revert/")
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert "Use the button on the page" in response.content.decode()
+    assert EnforcementAction.objects.get(pk=action.pk).status == action.status  # unchanged
