@@ -26,6 +26,14 @@ from enforcement.tokens import service_token_create, service_token_revoke
 QUEUE_PAGE_SIZE = 50
 
 
+
+def show_service_error(request, form, exc: ServiceError) -> None:
+    """A service's refusal as an admin message, with each field's problem on its form field."""
+    messages.error(request, error_text(exc))
+    for field, problems in exc.fields.items():
+        if field in form.fields:
+            form.add_error(field, problems)
+
 def _page(request, queryset):
     paginator = Paginator(queryset, QUEUE_PAGE_SIZE)
     return paginator.get_page(request.GET.get("p"))
@@ -111,10 +119,7 @@ def report_violation_page(model_admin, request):
                     api_key=data["api_key"].strip() or None, evidence=data["evidence"],
                 )
             except ServiceError as exc:
-                messages.error(request, error_text(exc))
-                for field, problems in exc.fields.items():
-                    if field in form.fields:
-                        form.add_error(field, problems)
+                show_service_error(request, form, exc)
             else:
                 violation = result.violation
                 text = (
@@ -149,10 +154,7 @@ def token_create_page(model_admin, request):
                 expires_at=data["expires_at"], created_by=request.user,
             )
         except ServiceError as exc:
-            messages.error(request, error_text(exc))
-            for field, problems in exc.fields.items():
-                if field in form.fields:
-                    form.add_error(field, problems)
+            show_service_error(request, form, exc)
         else:
             context = admin_context(model_admin, request, title=f"Service token {token.name} created",
                                     token=token, raw=raw)
