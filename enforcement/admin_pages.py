@@ -26,13 +26,13 @@ from enforcement.tokens import service_token_create, service_token_revoke
 QUEUE_PAGE_SIZE = 50
 
 
-
 def show_service_error(request, form, exc: ServiceError) -> None:
     """A service's refusal as an admin message, with each field's problem on its form field."""
     messages.error(request, error_text(exc))
     for field, problems in exc.fields.items():
         if field in form.fields:
             form.add_error(field, problems)
+
 
 def _page(request, queryset):
     paginator = Paginator(queryset, QUEUE_PAGE_SIZE)
