@@ -355,17 +355,32 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
     if not case_opened and SEVERITY_RANK[severity] > SEVERITY_RANK[case.severity]:
         case_refresh(actor=actor, case=case, since=now)
     recommendation = _recommend(rule, severity, case, actor.is_trusted_source, now)
-    act_first_action = None
-    if recommendation.act_first and not case.actions.filter(
+    act_first_action = _follow_up_report(
+        actor=actor, case=case, violation=violation, recommendation=recommendation, case_opened=case_opened,
+        suspension_underway=recommendation.act_first and _suspension_underway(case),
+    )
+    return ReportResult(violation, True, recommendation, act_first_action)
+
+
+def _suspension_underway(case: Case) -> bool:
+    """A suspension or termination is already pending or in force on the case."""
+    return case.actions.filter(
         kind__in=[ActionKind.SUSPEND, ActionKind.TERMINATE], status__in=[*PENDING, *IN_FORCE]
-    ).exists():
+    ).exists()
+
+
+def _follow_up_report(*, actor, case, violation, recommendation, case_opened, suspension_underway):
+    """After a new report: act first when the ladder says so and nothing as strong is under way;
+    tell staff about a critical case. Returns the act-first suspension, if one was scheduled."""
+    act_first_action = None
+    if recommendation.act_first and not suspension_underway:
         act_first_action = _act_first_suspend(actor=actor, case=case, violation=violation, reason=recommendation.reason)
-    if severity == Severity.CRITICAL and (case_opened or act_first_action):
+    if violation.severity == Severity.CRITICAL and (case_opened or act_first_action):
         notifications.notify_staff(
             template="staff_critical_case", event_key=f"case:{case.pk}:critical", case=case,
             context=notifications.case_context(case, violation=violation),
         )
-    return ReportResult(violation, True, recommendation, act_first_action)
+    return act_first_action
 
 
 def _act_first_suspend(*, actor: Actor, case: Case, violation: Violation, reason: str) -> EnforcementAction:
@@ -1062,22 +1077,14 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
             rule=ladder.RulePolicy.from_rule(rule), severity=severity, strikes=strikes[(case.pk, window)],
             window_days=window, source_trusted=trusted,
         )
-        act_first_action = None
-        if recommendation.act_first:
-            if case.pk not in restrictive_action_open:
-                restrictive_action_open[case.pk] = case.actions.filter(
-                    kind__in=[ActionKind.SUSPEND, ActionKind.TERMINATE], status__in=[*PENDING, *IN_FORCE]
-                ).exists()
-            if not restrictive_action_open[case.pk]:
-                act_first_action = _act_first_suspend(
-                    actor=actor, case=case, violation=violation, reason=recommendation.reason
-                )
-                restrictive_action_open[case.pk] = True
-        if severity == Severity.CRITICAL and (index in opening_item or act_first_action):
-            notifications.notify_staff(
-                template="staff_critical_case", event_key=f"case:{case.pk}:critical", case=case,
-                context=notifications.case_context(case, violation=violation),
-            )
+        if recommendation.act_first and case.pk not in restrictive_action_open:
+            restrictive_action_open[case.pk] = _suspension_underway(case)
+        act_first_action = _follow_up_report(
+            actor=actor, case=case, violation=violation, recommendation=recommendation,
+            case_opened=index in opening_item, suspension_underway=restrictive_action_open.get(case.pk, False),
+        )
+        if act_first_action is not None:
+            restrictive_action_open[case.pk] = True
         results[index] = ReportResult(violation, True, recommendation, act_first_action)
     return results
 
