@@ -11,8 +11,16 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from enforcement.actors import ROLE_AGENT, ROLE_LEAD
-from enforcement.admin_site import OPEN_CASE_STATUSES
-from enforcement.models import Appeal, CaseStatus, EnforcementAction, Rule, Severity, Violation
+from enforcement.models import (
+    OPEN_CASE_STATUSES,
+    Appeal,
+    CaseStatus,
+    EnforcementAction,
+    Rule,
+    Severity,
+    Violation,
+    overdue_q,
+)
 
 
 class CappedCountPaginator(Paginator):
@@ -177,7 +185,7 @@ class OverdueFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         now = timezone.now()
         if self.value() == "yes":
-            return queryset.filter(status__in=OPEN_CASE_STATUSES, review_due_at__lt=now)
+            return queryset.filter(overdue_q(now))
         if self.value() == "no":
             return queryset.filter(Q(review_due_at__gte=now) | Q(review_due_at__isnull=True))
         if self.value() == "reviewed":

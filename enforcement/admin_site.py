@@ -4,15 +4,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from enforcement.models import Appeal, Case, CaseStatus, EnforcementAction, Notification
-
-OPEN_CASE_STATUSES = [status for status in CaseStatus.values if status != CaseStatus.CLOSED]
+from enforcement.models import Appeal, Case, EnforcementAction, Notification
 
 
 def team_day(user, *, now=None) -> list[dict]:
     """The front page's counters: what needs someone today, each with a link to the list behind it."""
     now = now or timezone.now()
-    open_cases = Case.objects.filter(status__in=OPEN_CASE_STATUSES)
+    open_cases = Case.objects.open()
     case_list = reverse("admin:enforcement_case_changelist")
     action_list = reverse("admin:enforcement_enforcementaction_changelist")
     return [
@@ -24,7 +22,7 @@ def team_day(user, *, now=None) -> list[dict]:
         },
         {
             "label": "Overdue cases",
-            "count": open_cases.filter(review_due_at__lt=now).count(),
+            "count": Case.objects.overdue(now).count(),
             "url": f"{case_list}?overdue=yes",
             "tone": "danger",
         },

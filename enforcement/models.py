@@ -92,6 +92,22 @@ class ActionStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+OPEN_CASE_STATUSES = [status for status in CaseStatus.values if status != CaseStatus.CLOSED]
+
+
+def overdue_q(now) -> Q:
+    """An open case whose review deadline has passed (a reviewed case has none)."""
+    return Q(status__in=OPEN_CASE_STATUSES, review_due_at__lt=now)
+
+
+class CaseQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN_CASE_STATUSES)
+
+    def overdue(self, now):
+        return self.filter(overdue_q(now))
+
+
 class Case(models.Model):
     Status = CaseStatus
 
@@ -116,6 +132,8 @@ class Case(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     resolution = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CaseQuerySet.as_manager()
 
     class Meta:
         ordering = ["review_due_at"]
@@ -142,6 +160,9 @@ class Case(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status != self.Status.CLOSED
+
+    def is_overdue(self, now) -> bool:
+        return self.is_open and self.review_due_at is not None and self.review_due_at < now
 
 
 class Violation(models.Model):

@@ -89,7 +89,7 @@ def account_standing(account: Account, *, now: datetime | None = None) -> dict:
 def case_queue(*, now: datetime | None = None) -> QuerySet[Case]:
     """Open cases awaiting review, overdue first, then by deadline and severity; reviewed ones last."""
     return (
-        Case.objects.exclude(status=Case.Status.CLOSED)
+        Case.objects.open()
         .select_related("account", "assignee")
         .order_by(F("review_due_at").asc(nulls_last=True), "-severity_rank")
     )

@@ -1,7 +1,6 @@
 """Query-string filters of the list routes (django-filter)."""
 
 from django import forms
-from django.db.models import Q
 from django.utils import timezone
 from django_filters import rest_framework as filters
 
@@ -15,6 +14,7 @@ from enforcement.models import (
     EnforcementAction,
     Severity,
     Violation,
+    overdue_q,
 )
 
 
@@ -58,7 +58,7 @@ class CaseFilter(filters.FilterSet):
         fields = ["status", "severity", "account", "assignee", "overdue"]
 
     def filter_overdue(self, queryset, name, value):
-        late = Q(review_due_at__lt=timezone.now()) & ~Q(status=CaseStatus.CLOSED)
+        late = overdue_q(timezone.now())
         return queryset.filter(late) if value else queryset.exclude(late)
 
 

@@ -377,7 +377,7 @@ class CaseSerializer(serializers.ModelSerializer):
             from django.utils import timezone
 
             now = self.context["now"] = timezone.now()
-        return case.status != Case.Status.CLOSED and case.review_due_at is not None and case.review_due_at < now
+        return case.is_overdue(now)
 
 
 class NotificationSerializer(serializers.ModelSerializer):
