@@ -172,6 +172,14 @@ def _case_reviewed(*, actor: Actor, case: Case) -> None:
                  before={"review_due_at": before}, after={"review_due_at": None})
 
 
+def _lead_review_done(*, actor: Actor, case: Case) -> None:
+    """A lead confirmed or reverted the act-first suspension: the case no longer waits for them."""
+    if case.needs_lead_review:
+        case.needs_lead_review = False
+        case.save(update_fields=["needs_lead_review", "updated_at"])
+    _case_reviewed(actor=actor, case=case)
+
+
 def _lock_case(case_id: int) -> Case:
     try:
         return Case.objects.select_for_update().select_related("account").get(pk=case_id)
@@ -644,9 +652,7 @@ def _lift(actor: Actor, action: EnforcementAction, new_status: str, verb: str, n
     account_keys_recompute(account_id=action.account_id)
     case = _lock_case(action.case_id)
     if action.act_first and case.needs_lead_review:
-        case.needs_lead_review = False
-        case.save(update_fields=["needs_lead_review", "updated_at"])
-        _case_reviewed(actor=actor, case=case)
+        _lead_review_done(actor=actor, case=case)
     case_refresh(actor=actor, case=case)
     if action.kind != ActionKind.WARNING:
         notifications.notify_customer(
@@ -693,11 +699,7 @@ def action_confirm(*, actor: Actor, action_id: int, note: str = "") -> Enforceme
     action.save(update_fields=["reviewed_at", "approved_by", "approved_by_token", "approved_by_label", "updated_at"])
     audit_record(actor=actor, verb="action.confirmed", target=action, case=action.case, account=action.account,
                  after={"reviewed_at": action.reviewed_at.isoformat()}, note=note)
-    case = _lock_case(action.case_id)
-    if case.needs_lead_review:
-        case.needs_lead_review = False
-        case.save(update_fields=["needs_lead_review", "updated_at"])
-    _case_reviewed(actor=actor, case=case)
+    _lead_review_done(actor=actor, case=_lock_case(action.case_id))
     return action
 
 
