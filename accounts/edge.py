@@ -45,6 +45,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import APIKey, KeyStatus
+from lib.queue import enqueue, enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -603,7 +604,6 @@ def publish_account_on_commit(account_id: int) -> None:
     """After commit, publish every key of an account, from a task: an account may have thousands of keys,
     and the transaction that changed them should not wait on the edge."""
     from accounts import tasks
-    from enforcement.tasks import enqueue_on_commit
 
     enqueue_on_commit(tasks.publish_account_key_states, account_id)
 
@@ -617,7 +617,6 @@ def publish_keys_on_commit(key_ids: list[int]) -> None:
             publish_keys(key_ids=key_ids)
         except EdgeUnavailable as exc:
             from accounts import tasks
-            from enforcement.tasks import enqueue
 
             log.warning("publishing keys %s failed (%s); handing over to the worker", key_ids, exc)
             enqueue(tasks.publish_key_states, list(key_ids))

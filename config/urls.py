@@ -6,7 +6,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("", include("enforcement.api.urls")),
-    path("", include("accounts.api_urls")),
     path("", include("enforcement.integrations.urls")),
 ]
 

@@ -5,28 +5,15 @@ late, retried with backoff, and enqueued on commit. A lost message is found by t
 """
 
 import logging
-from functools import partial
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 
 from enforcement import notifications, services
 from enforcement.errors import NotFound
+from lib.queue import enqueue, enqueue_on_commit  # noqa: F401 - the services send tasks through these
 
 log = logging.getLogger(__name__)
-
-
-def enqueue(task, *args) -> None:
-    """Send a task; if the broker is unreachable, log it: the periodic sweep will send it again."""
-    try:
-        task.apply_async(args=args)
-    except Exception:
-        log.exception("could not enqueue %s%r; the sweep will retry", task.name, args)
-
-
-def enqueue_on_commit(task, *args) -> None:
-    transaction.on_commit(partial(enqueue, task, *args))
 
 
 def _backoff(retries: int) -> int:

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from enforcement.api import views
+from enforcement.api import gate, views
 
 router = SimpleRouter()
 router.register("rules", views.RuleViewSet, basename="rule")
@@ -20,6 +20,7 @@ urlpatterns = [
     re_path(rf"^api/v1/accounts/{PUBLIC_ID}/$", views.AccountUpsertView.as_view(), name="account"),
     re_path(rf"^api/v1/accounts/{PUBLIC_ID}/standing/$", views.AccountStandingView.as_view(), name="account-standing"),
     re_path(r"^api/v1/keys/(?P<prefix>[A-Za-z0-9_]{1,64})/$", views.KeyUpsertView.as_view(), name="key"),
+    path("api/v1/gate/check/", gate.GateCheckView.as_view(), name="gate-check"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,4 +1,8 @@
-"""The gate, over HTTP, for the ingest edge: ``POST /api/v1/gate/check/`` (scope ``gate:check``)."""
+"""The gate, over HTTP, for the ingest edge: ``POST /api/v1/gate/check/`` (scope ``gate:check``).
+
+The decision itself is ``accounts.gate`` (it reads only the edge store); this is its API entry point,
+with the service-token authentication and error shape of the rest of the API.
+"""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status

@@ -1,0 +1,1 @@
+"""The bottom layer: small helpers that both apps may import (and that import neither)."""
