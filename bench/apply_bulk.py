@@ -33,13 +33,14 @@ def main() -> None:
     from django.db.models import Max
 
     from accounts.models import Account, APIKey
-    from enforcement import services, tasks
+    from enforcement import services
     from enforcement.actors import SYSTEM, Actor
     from enforcement.models import Rule
+    from lib import queue
     from tests.factories import UserFactory
 
     call_command("migrate", verbosity=0)
-    tasks.enqueue_on_commit = lambda task, *a: None  # time the service alone, not the broker
+    queue.enqueue_on_commit = lambda task, *a: None  # time the service alone, not the broker
     lead_user = UserFactory.create(username=f"bench-lead-{time.time_ns()}", role="tns_lead")
     lead = Actor.for_user(lead_user)
 

@@ -72,14 +72,15 @@ def setup(accounts: int, run: str) -> dict:
     if connection.vendor != "postgresql":
         raise SystemExit("bench/ingest.py measures PostgreSQL: set DATABASE_URL to a postgres:// database.")
     from accounts.models import Account
+    from enforcement.actors import SYSTEM
     from enforcement.models import Rule
-    from enforcement.tokens import service_token_create
+    from enforcement.services import service_token_create
 
     Account.objects.bulk_create(
         [Account(public_id=f"acct_b{run}{n:05d}", name=f"Bench {n}", email=f"bench{n}@example.com")
          for n in range(accounts)]
     )
-    _, raw = service_token_create(name=f"bench-ingest-{run}", scopes=["violations:write"])
+    _, raw = service_token_create(actor=SYSTEM, name=f"bench-ingest-{run}", scopes=["violations:write"])
     return {
         "token": raw,
         "accounts": [f"acct_b{run}{n:05d}" for n in range(accounts)],

@@ -7,6 +7,8 @@ the API, tasks and commands all get the same answer.
 from dataclasses import dataclass, field
 from typing import Any
 
+from enforcement.errors import Forbidden
+
 ROLE_AGENT = "tns_agent"
 ROLE_LEAD = "tns_lead"
 ROLE_AUDITOR = "tns_auditor"
@@ -20,6 +22,10 @@ SUSPEND_ACTION = "suspend_action"  # suspend without approval, revert suspension
 APPROVE_ACTION = "approve_action"  # approve suspensions and terminations
 DECIDE_APPEAL = "decide_appeal"
 SUBMIT_APPEAL = "submit_appeal"
+REPORT_VIOLATION = "report_violation"  # staff: WORK_CASE
+EDIT_RULES = "change_rule"  # the rule catalogue (people only)
+MANAGE_TOKENS = "change_servicetoken"  # create and revoke service tokens (people and the operator)
+MANAGE_INVENTORY = "manage_inventory"  # upsert accounts and keys, revoke a key
 
 TOKEN_SCOPE_FOR = {
     WORK_CASE: "cases:write",
@@ -28,8 +34,14 @@ TOKEN_SCOPE_FOR = {
     APPROVE_ACTION: "actions:approve",
     DECIDE_APPEAL: "actions:approve",
     SUBMIT_APPEAL: "appeals:write",
-    "report_violation": "violations:write",
+    REPORT_VIOLATION: "violations:write",
+    MANAGE_INVENTORY: "inventory:write",
+    EDIT_RULES: None,  # a rule edit is a person's decision
+    MANAGE_TOKENS: None,  # a token never mints tokens
 }
+# The system escalates, applies, mirrors inventory and acts for the operator's commands;
+# it never approves or decides on its own.
+SYSTEM_CAPABILITIES = {WORK_CASE, PROPOSE_ACTION, REPORT_VIOLATION, MANAGE_INVENTORY, MANAGE_TOKENS}
 
 
 @dataclass(frozen=True)
@@ -69,17 +81,32 @@ class Actor:
             return bool(self.token.trusted)
         return True
 
+    @property
+    def user_or_none(self):
+        """The staff member acting, for a foreign key; None for a token or the system."""
+        return self.user if self.kind == "user" else None
+
+    @property
+    def token_or_none(self):
+        """The service token acting, for a foreign key; None for a person or the system."""
+        return self.token if self.kind == "token" else None
+
     def can(self, capability: str) -> bool:
         if self.kind == "system":
-            # The system escalates and applies; it never approves or decides on its own.
-            return capability in {WORK_CASE, PROPOSE_ACTION, "report_violation"}
+            return capability in SYSTEM_CAPABILITIES
         if self.kind == "token":
-            return self.token.has_scope(TOKEN_SCOPE_FOR[capability])
+            scope = TOKEN_SCOPE_FOR[capability]
+            return scope is not None and self.token.has_scope(scope)
         if not (self.user.is_active and self.user.is_staff):
             return False
-        if capability == "report_violation":
+        if capability == REPORT_VIOLATION:
             capability = WORK_CASE
         return self.user.has_perm(f"enforcement.{capability}")
+
+    def require(self, capability: str, message: str) -> None:
+        """Raise ``Forbidden`` unless this actor has the capability."""
+        if not self.can(capability):
+            raise Forbidden(message)
 
     @property
     def role(self) -> str | None:
@@ -101,8 +128,8 @@ class Actor:
     def audit_fields(self) -> dict:
         return {
             "actor_type": self.kind,
-            "actor_user": self.user if self.kind == "user" else None,
-            "actor_token": self.token if self.kind == "token" else None,
+            "actor_user": self.user_or_none,
+            "actor_token": self.token_or_none,
             "actor_label": self.label,
         }
 

@@ -644,12 +644,10 @@ class ServiceTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens", permissions=["manage_tokens"])
     def revoke_selected(self, request, queryset):
-        from enforcement.tokens import service_token_revoke
-
         actor = actor_for(request)
         ids = list(queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True))
         for token_id in ids:
-            service_token_revoke(actor=actor, token_id=token_id)
+            services.service_token_revoke(actor=actor, token_id=token_id)
         messages.success(request, f"{len(ids)} token(s) revoked.")
 
     def add_view(self, request, form_url="", extra_context=None):

@@ -21,7 +21,6 @@ from enforcement.admin_views import admin_context, call_service, case_url, error
 from enforcement.errors import ServiceError
 from enforcement.models import ServiceToken
 from enforcement.selectors import appeals_queue, approvals_queue
-from enforcement.tokens import service_token_create, service_token_revoke
 
 QUEUE_PAGE_SIZE = 50
 
@@ -149,9 +148,9 @@ def token_create_page(model_admin, request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            token, raw = service_token_create(
-                name=data["name"].strip(), scopes=data["scopes"], trusted=data["trusted"],
-                expires_at=data["expires_at"], created_by=request.user,
+            token, raw = services.service_token_create(
+                actor=actor_for(request), name=data["name"].strip(), scopes=data["scopes"], trusted=data["trusted"],
+                expires_at=data["expires_at"],
             )
         except ServiceError as exc:
             show_service_error(request, form, exc)
@@ -172,7 +171,7 @@ def token_revoke(model_admin, request, token_id: int):
     if token is None:
         messages.error(request, f"No service token {token_id}.")
     else:
-        call_service(request, lambda: service_token_revoke(actor=actor_for(request), token_id=token_id),
+        call_service(request, lambda: services.service_token_revoke(actor=actor_for(request), token_id=token_id),
                      f"Service token {token.name} revoked; it no longer authenticates.")
     return HttpResponseRedirect(reverse("admin:enforcement_servicetoken_changelist"))
 

@@ -269,6 +269,7 @@ class EnforcementAction(models.Model):
             ("approve_action", "Can approve suspensions and terminations"),
             ("decide_appeal", "Can decide appeals"),
             ("submit_appeal", "Can record a customer's appeal"),
+            ("manage_inventory", "Can change mirrored accounts and keys, and revoke a key"),
         ]
 
     def __str__(self) -> str:

@@ -30,10 +30,12 @@ from django.utils import timezone
 from enforcement.actors import ROLE_LEAD, SYSTEM
 from enforcement.models import Case, EnforcementAction, Notification
 from enforcement.redaction import REDACTED, redact
+from lib import queue
 
 log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 5
+SEND_TASK = "enforcement.tasks.send_notification"
 CLAIM_LEASE = timedelta(minutes=5)
 
 # Every template, with who it is for; the admin's preview lists these.
@@ -187,8 +189,6 @@ def _clean(value, *, key: str | None = None):
 
 
 def _write(*, template, recipients, event_key, case=None, action=None, account=None, context) -> list[Notification]:
-    from enforcement import tasks
-
     assert template in TEMPLATES, template
     context = _clean(context)
     written = []
@@ -201,7 +201,7 @@ def _write(*, template, recipients, event_key, case=None, action=None, account=N
                 )
         except IntegrityError:
             continue  # this event was already written for this recipient
-        tasks.enqueue_on_commit(tasks.send_notification, notification.pk)
+        queue.enqueue_on_commit(SEND_TASK, notification.pk)
         written.append(notification)
     return written
 
@@ -406,7 +406,6 @@ def notification_record_failure(*, notification_id: int, error: str, final: bool
 
 def notification_resend(*, actor, notification_id: int) -> Notification:
     """Put a failed email back in the outbox (admin button)."""
-    from enforcement import tasks
     from enforcement.audit import audit_record
 
     with transaction.atomic():
@@ -419,7 +418,7 @@ def notification_resend(*, actor, notification_id: int) -> Notification:
         notification.save(update_fields=["status", "attempts", "claimed_at"])
         audit_record(actor=actor, verb="notification.resent", target=notification, case=notification.case,
                      account=notification.account, before={"status": "failed"}, after={"status": "pending"})
-        tasks.enqueue_on_commit(tasks.send_notification, notification.pk)
+        queue.enqueue_on_commit(SEND_TASK, notification.pk)
     return notification
 
 

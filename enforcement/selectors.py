@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import Account, APIKey
 from enforcement.ladder import RUNGS
 from enforcement.models import Appeal, AuditEvent, Case, Comment, EnforcementAction, Notification, Violation
+from enforcement.services.recommendations import strikes_for
 from enforcement.transitions import IN_FORCE, PENDING
 
 
@@ -66,8 +67,6 @@ def case_timeline(case: Case) -> list[TimelineEntry]:
 
 
 def account_standing(account: Account, *, now: datetime | None = None) -> dict:
-    from enforcement.services import strikes_for
-
     now = now or timezone.now()
     window = settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
     open_case = account.cases.exclude(status=Case.Status.CLOSED).first()

@@ -11,7 +11,6 @@ from django.conf import settings
 
 from enforcement import notifications, services
 from enforcement.errors import NotFound
-from lib.queue import enqueue, enqueue_on_commit  # noqa: F401 - the services send tasks through these
 
 log = logging.getLogger(__name__)
 

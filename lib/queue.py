@@ -8,13 +8,19 @@ from the database, which is the source of truth.
 import logging
 from functools import partial
 
+from celery import current_app
 from django.db import transaction
 
 log = logging.getLogger(__name__)
 
 
 def enqueue(task, *args) -> None:
-    """Send a task; if the broker is unreachable, log it: the periodic sweep will send it again."""
+    """Send a task (a task or its registered name); if the broker is unreachable, log it: the sweep sends it again.
+
+    By name, a lower module sends a task that a higher one defines without importing it.
+    """
+    if isinstance(task, str):
+        task = current_app.tasks[task]
     try:
         task.apply_async(args=args)
     except Exception:

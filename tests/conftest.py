@@ -2,8 +2,8 @@ import pytest
 
 from accounts import edge
 from config.celery import app as celery_app
-from enforcement.actors import Actor
-from enforcement.tokens import service_token_create
+from enforcement.actors import SYSTEM, Actor
+from enforcement.services import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 
@@ -100,14 +100,16 @@ def keys(account):
 @pytest.fixture
 def detector_token(db):
     """An untrusted detector: may report, nothing else."""
-    token, raw = service_token_create(name="detector", scopes=["violations:write"], trusted=False)
+    token, raw = service_token_create(actor=SYSTEM, name="detector", scopes=["violations:write"], trusted=False)
     token.raw = raw
     return token
 
 
 @pytest.fixture
 def trusted_detector(db):
-    token, raw = service_token_create(name="trusted-detector", scopes=["violations:write", "cases:read"], trusted=True)
+    token, raw = service_token_create(
+        actor=SYSTEM, name="trusted-detector", scopes=["violations:write", "cases:read"], trusted=True
+    )
     token.raw = raw
     return token
 

@@ -9,9 +9,10 @@ import pytest
 from django.db import connection, connections
 
 from accounts.models import APIKey
-from enforcement import services
+from enforcement import services, tasks
 from enforcement.actors import Actor
 from enforcement.models import AuditEvent, EnforcementAction
+from lib import queue
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 pytestmark = [
@@ -69,9 +70,7 @@ def test_two_leads_approving_at_once_apply_once(pending_suspension, attempt):
 
 @pytest.mark.parametrize("attempt", range(3))
 def test_two_workers_applying_at_once_apply_once(pending_suspension, attempt, monkeypatch):
-    from enforcement import tasks
-
-    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)
     lead = Actor.for_user(UserFactory(username="lead", role="tns_lead"))
     services.action_approve(actor=lead, action_id=pending_suspension.pk)
     results = run_together(*(lambda: tasks.apply_action.apply(args=(pending_suspension.pk,)).get() for _ in range(4)))

@@ -10,7 +10,8 @@ from accounts.tokens import generate_token, hash_token, is_well_formed_prefix, k
 from enforcement.actors import SYSTEM
 from enforcement.audit import audit_record
 from enforcement.models import AuditEvent, Case, ServiceToken, Violation
-from enforcement.tokens import service_token_authenticate, service_token_create, service_token_revoke
+from enforcement.services import service_token_create, service_token_revoke
+from enforcement.tokens import service_token_authenticate
 from tests.factories import AccountFactory, APIKeyFactory, rule
 
 pytestmark = pytest.mark.django_db
@@ -112,7 +113,7 @@ def test_token_format():
 
 
 def test_service_tokens_store_only_a_hash():
-    token, raw = service_token_create(name="ci", scopes=["cases:read"])
+    token, raw = service_token_create(actor=SYSTEM, name="ci", scopes=["cases:read"])
     row = ServiceToken.objects.filter(pk=token.pk).values().get()
     assert raw not in str(row)
     assert row["token_sha256"] == hashlib.sha256(raw.encode()).hexdigest()
@@ -128,7 +129,9 @@ def test_expired_service_token_is_refused():
 
     from django.utils import timezone
 
-    token, raw = service_token_create(name="old", scopes=["cases:read"], expires_at=timezone.now() - timedelta(1))
+    token, raw = service_token_create(
+        actor=SYSTEM, name="old", scopes=["cases:read"], expires_at=timezone.now() - timedelta(1)
+    )
     assert service_token_authenticate(raw) is None
 
 
@@ -136,7 +139,7 @@ def test_service_token_scopes_are_validated():
     from enforcement.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as exc:
-        service_token_create(name="bad", scopes=["cases:read", "everything"])
+        service_token_create(actor=SYSTEM, name="bad", scopes=["cases:read", "everything"])
     assert "scopes" in exc.value.fields
     assert not ServiceToken.objects.filter(name="bad").exists()
 

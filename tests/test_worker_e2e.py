@@ -17,9 +17,10 @@ from django.db import connection
 from accounts.models import APIKey
 from config.celery import app as celery_app
 from enforcement import services, tasks
-from enforcement.actors import Actor
+from enforcement.actors import SYSTEM, Actor
 from enforcement.models import EnforcementAction
-from enforcement.tokens import service_token_create
+from enforcement.services import service_token_create
+from lib import queue
 from tests.factories import AccountFactory, APIKeyFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -91,7 +92,7 @@ def account_with_keys():
 
 @pytest.fixture
 def trusted_reporter():
-    token, _ = service_token_create(name="ids", scopes=["violations:write"], trusted=True)
+    token, _ = service_token_create(actor=SYSTEM, name="ids", scopes=["violations:write"], trusted=True)
     return Actor.for_token(token)
 
 
@@ -111,7 +112,7 @@ def test_critical_violation_ends_with_keys_suspended_by_the_worker(worker, accou
 
 
 def test_lost_message_is_recovered_by_the_sweep(worker, account_with_keys, trusted_reporter, monkeypatch):
-    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)  # the broker loses the message
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)  # the broker loses the message
     result = services.violation_report(
         actor=trusted_reporter, account=account_with_keys.public_id, rule="spam-fraud", source="ids",
         external_id="farm-1", summary="click farm",

@@ -3,13 +3,16 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
-from enforcement import services
+from enforcement import services, tasks
 from enforcement.actors import SYSTEM, Actor
 from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Notification, Violation
+from enforcement.services import actions
+from lib import queue
 from tests.factories import AccountFactory, APIKeyFactory
 
 pytestmark = pytest.mark.django_db
@@ -311,7 +314,7 @@ def test_most_restrictive_wins_and_lifting_restores_the_rest(account, keys, as_d
 
 
 def test_a_key_revoked_in_its_own_right_stays_revoked(account, keys, as_detector, as_lead):
-    from accounts.services import key_revoke
+    from enforcement.services import key_revoke
 
     key_revoke(actor=SYSTEM, key_id=keys[0].pk, reason="exposed on GitHub")
     case = report(as_detector, account).violation.case
@@ -353,17 +356,15 @@ def test_failing_apply_retries_then_fails_and_alerts_staff(account, keys, as_det
                                                            settings, run_on_commit):
     from celery.exceptions import Retry
 
-    from enforcement import tasks
-
     settings.ENFORCEMENT = {**settings.ENFORCEMENT, "APPLY_MAX_RETRIES": 2}
-    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="x")
 
     def broken(**kwargs):
         raise RuntimeError("edge store unreachable")
 
-    monkeypatch.setattr(services, "account_keys_recompute", broken)
+    monkeypatch.setattr(actions, "account_keys_recompute", broken)
     # The worker's deliveries: the first two tries ask for a retry, the last one gives up.
     for retries in (0, 1):
         with pytest.raises(Retry):
@@ -542,9 +543,7 @@ def test_terminate_overturned_reopens_the_account(account, keys, as_detector, as
 
 
 def test_sweep_requeues_scheduled_actions_whose_message_was_lost(account, keys, as_detector, as_lead, monkeypatch):
-    from enforcement import tasks
-
-    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)  # the broker lost the message
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)  # the broker lost the message
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="fraud")
     assert EnforcementAction.objects.get(pk=action.pk).status == A.SCHEDULED
@@ -556,9 +555,7 @@ def test_sweep_requeues_scheduled_actions_whose_message_was_lost(account, keys, 
 
 
 def test_sweep_dry_run_changes_nothing(account, keys, as_detector, as_lead, monkeypatch):
-    from enforcement import tasks
-
-    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="fraud")
     result = services.sweep(now=timezone.now() + timedelta(minutes=5), dry_run=True)
@@ -582,12 +579,10 @@ def test_recompute_command_repairs_drifted_key_state(account, keys, as_detector,
 def test_run_sweep_command(account, keys, as_detector, as_lead, monkeypatch, capsys):
     from django.core.management import call_command
 
-    from enforcement import tasks
-
-    monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)
     case = report(as_detector, account).violation.case
     services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="x")
-    monkeypatch.setitem(services.settings.ENFORCEMENT, "SWEEP_GRACE_SECONDS", 0)
+    monkeypatch.setitem(settings.ENFORCEMENT, "SWEEP_GRACE_SECONDS", 0)
     call_command("run_sweep", "--dry-run")
     assert "would re-enqueue actions: [" in capsys.readouterr().out
     assert set(statuses(account).values()) == {"active"}

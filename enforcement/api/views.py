@@ -13,7 +13,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import services as account_services
 from accounts.models import Account
 from enforcement import services
 from enforcement.api import serializers as s
@@ -54,7 +53,7 @@ class AccountUpsertView(APIView):
     )
     def put(self, request, public_id: str):
         data = parse(s.AccountUpsertSerializer, request.data)
-        account, created = account_services.account_upsert(actor=actor_of(request), public_id=public_id, **data)
+        account, created = services.account_upsert(actor=actor_of(request), public_id=public_id, **data)
         return Response(
             s.AccountSerializer(account).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -70,7 +69,7 @@ class AccountStandingView(APIView):
         summary="An account's standing: status, strikes, open case, actions in force, keys.",
     )
     def get(self, request, public_id: str):
-        account = account_services.account_get(public_id)
+        account = services.account_get(public_id)
         standing = account_standing(account)
         if standing["open_case"] is not None:
             standing["open_case"].account = account
@@ -92,7 +91,7 @@ class KeyUpsertView(APIView):
         account = Account.objects.filter(public_id=data.pop("account")).first()
         if account is None:
             raise ValidationFailed("The key is not valid.", fields={"account": ["No such account."]})
-        key, created = account_services.key_upsert(actor=actor_of(request), prefix=prefix, account=account, **data)
+        key, created = services.key_upsert(actor=actor_of(request), prefix=prefix, account=account, **data)
         return Response(s.KeySerializer(key).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

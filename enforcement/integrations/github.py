@@ -32,13 +32,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import APIKey
-from accounts.services import key_revoke
 from accounts.tokens import hash_token, kind_of
 from enforcement import notifications
 from enforcement.actors import Actor
 from enforcement.errors import ValidationFailed
 from enforcement.models import Rule
-from enforcement.services import violation_report
+from enforcement.services import key_revoke, violation_report
 
 log = logging.getLogger(__name__)
 

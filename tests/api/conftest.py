@@ -5,9 +5,9 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
+from enforcement.actors import SYSTEM
 from enforcement.models import ServiceToken
-from enforcement.services import violation_report
-from enforcement.tokens import service_token_create
+from enforcement.services import service_token_create, violation_report
 
 ALL_SCOPES = list(ServiceToken.Scope.values)
 
@@ -28,7 +28,7 @@ def _own_cache_namespace(settings):
 
 
 def token_client(name: str, scopes: list[str], *, trusted: bool = False) -> APIClient:
-    token, raw = service_token_create(name=name, scopes=scopes, trusted=trusted)
+    token, raw = service_token_create(actor=SYSTEM, name=name, scopes=scopes, trusted=trusted)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     client.token = token

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from enforcement import services
 from enforcement.actors import SYSTEM
 from enforcement.models import AuditEvent, ServiceToken
-from enforcement.tokens import service_token_revoke
+from enforcement.services import service_token_revoke
 from tests.api.helpers import assert_error
 
 pytestmark = pytest.mark.django_db

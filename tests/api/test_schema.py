@@ -25,9 +25,9 @@ from schemathesis.checks import (
 
 from config.wsgi import application
 from enforcement import services
-from enforcement.actors import Actor
+from enforcement.actors import SYSTEM, Actor
 from enforcement.models import ServiceToken
-from enforcement.tokens import service_token_create
+from enforcement.services import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
@@ -93,7 +93,9 @@ def keep_connection_open():
 @pytest.fixture
 def seeded(db, keep_connection_open, as_lead, as_second_lead):
     """A little of everything, so generated requests sometimes name things that exist."""
-    token, raw = service_token_create(name="schemathesis", scopes=list(ServiceToken.Scope.values), trusted=True)
+    token, raw = service_token_create(
+        actor=SYSTEM, name="schemathesis", scopes=list(ServiceToken.Scope.values), trusted=True
+    )
     reporter = Actor.for_token(token)
     accounts = [AccountFactory() for _ in range(3)]
     keys = [APIKeyFactory(account=account, kind=kind) for account in accounts for kind in ("secret", "publishable")]

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from accounts.models import APIKey
 from enforcement import services
-from enforcement.actors import Actor
+from enforcement.actors import SYSTEM, Actor
 from enforcement.models import ActionStatus, Case, EnforcementAction
-from enforcement.tokens import service_token_create
+from enforcement.services import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -35,7 +35,7 @@ def console_data():
     """Two staff, a detector and a queue that looks like a working day."""
     agent = UserFactory(username="alex.agent", role="tns_agent")
     lead = UserFactory(username="lee.lead", role="tns_lead")
-    token, _ = service_token_create(name="abuse-detector", scopes=["violations:write"], trusted=False)
+    token, _ = service_token_create(actor=SYSTEM, name="abuse-detector", scopes=["violations:write"], trusted=False)
     detector = Actor.for_token(token)
     northwind = _account("Northwind Traders", "ops@northwind.example", "acct_northwind00001")
     clickstorm = _account("ClickStorm Media", "billing@clickstorm.example", "acct_clickstorm0002")

@@ -7,12 +7,12 @@ from django.core.management import call_command
 
 from accounts import edge, gate
 from accounts.models import KeyStatus
-from accounts.services import key_revoke, key_upsert
 from accounts.tasks import republish_key_states
 from accounts.tokens import generate_token, hash_token, prefix_of
 from config.celery import app as celery_app
 from enforcement import services
 from enforcement.actors import SYSTEM
+from enforcement.services import key_revoke, key_upsert
 from tests.factories import AccountFactory, APIKeyFactory
 
 pytestmark = pytest.mark.django_db

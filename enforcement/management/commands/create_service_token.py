@@ -8,9 +8,10 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from enforcement.actors import Actor
 from enforcement.errors import ValidationFailed
 from enforcement.models import ServiceToken
-from enforcement.tokens import service_token_create
+from enforcement.services import service_token_create
 
 
 class Command(BaseCommand):
@@ -38,7 +39,10 @@ class Command(BaseCommand):
                 raise CommandError("--expires-in-days must be at least 1.")
             expires_at = timezone.now() + timedelta(days=expires_in_days)
         try:
-            token, raw = service_token_create(name=name, scopes=scope_list, trusted=trusted, expires_at=expires_at)
+            token, raw = service_token_create(
+                actor=Actor.system("manage.py create_service_token"), name=name, scopes=scope_list,
+                trusted=trusted, expires_at=expires_at,
+            )
         except ValidationFailed as exc:
             problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.fields.items())
             raise CommandError(f"{exc.message} {problems}") from None

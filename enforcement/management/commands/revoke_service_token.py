@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from enforcement.actors import Actor
 from enforcement.models import ServiceToken
-from enforcement.tokens import service_token_revoke
+from enforcement.services import service_token_revoke
 
 
 class Command(BaseCommand):

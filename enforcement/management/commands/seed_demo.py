@@ -9,7 +9,6 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts import services as account_services
 from accounts.tokens import KIND_PREFIXES, hash_token, prefix_of
 from enforcement import services
 from enforcement.actors import SYSTEM, Actor
@@ -81,10 +80,10 @@ class Command(BaseCommand):
     def _inventory(self) -> dict[tuple[str, str], str]:
         tokens = {}
         for public_id, name, email in ACCOUNTS:
-            account, _ = account_services.account_upsert(actor=SYSTEM, public_id=public_id, name=name, email=email)
+            account, _ = services.account_upsert(actor=SYSTEM, public_id=public_id, name=name, email=email)
             for kind in KIND_PREFIXES:
                 token = demo_token(public_id, kind)
-                account_services.key_upsert(
+                services.key_upsert(
                     actor=SYSTEM, prefix=prefix_of(token), account=account, kind=kind,
                     token_sha256=hash_token(token), rate_limit_per_minute=1200 if kind != "publishable" else 600,
                     ip_rate_limit_per_minute=120, label=f"{kind} key",

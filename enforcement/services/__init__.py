@@ -1,0 +1,58 @@
+"""The enforcement workflow: one function per verb, called by the admin, the API, tasks and commands.
+
+Each write takes a required ``actor`` and checks what it may do, is atomic, locks the rows it changes in
+the one lock order (``locks``), checks the transition against ``enforcement.transitions``, returns early
+when there is nothing to do, writes its ``AuditEvent`` in the same transaction, and enqueues follow-up
+work on commit. Preconditions are ``check_*`` functions beside their verbs: the services raise what they
+return, the admin asks them before it shows a button.
+
+Modules by aggregate: ``cases``, ``violations`` (single and batch reports), ``actions``, ``key_state``,
+``appeals``, ``sweep``, ``rules``, ``inventory`` (accounts and keys), ``tokens`` (service tokens),
+``recommendations`` (the ladder's advice), ``locks``. Import the verbs from here.
+"""
+
+from enforcement.services.actions import (
+    ACTION_FIELDS,
+    act_first_suspend,
+    action_apply,
+    action_approve,
+    action_cancel,
+    action_confirm,
+    action_expire,
+    action_propose,
+    action_record_failure,
+    action_retry,
+    action_revert,
+    check_approve,
+    check_cancel,
+    check_confirm,
+    check_retry,
+    check_revert,
+    covering_action,
+)
+from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_submit
+from enforcement.services.cases import CASE_FIELDS, case_assign, case_comment, case_refresh, case_resolve
+from enforcement.services.inventory import account_get, account_upsert, key_revoke, key_upsert
+from enforcement.services.key_state import (
+    account_keys_recompute,
+    all_keys_recompute,
+    restrictions_for,
+    restricts_key,
+)
+from enforcement.services.recommendations import recommendation_for, strikes_for, strikes_for_cases
+from enforcement.services.rules import RULE_FIELDS, rule_save
+from enforcement.services.sweep import SweepReport, escalate_overdue_warnings, sweep
+from enforcement.services.tokens import service_token_create, service_token_revoke
+from enforcement.services.violations import ReportResult, violation_dismiss, violation_report, violation_report_batch
+
+__all__ = [
+    "ACTION_FIELDS", "CASE_FIELDS", "RULE_FIELDS", "ReportResult", "SweepReport",
+    "account_get", "account_keys_recompute", "account_upsert", "act_first_suspend", "action_apply",
+    "action_approve", "action_cancel", "action_confirm", "action_expire", "action_propose",
+    "action_record_failure", "action_retry", "action_revert", "all_keys_recompute", "appeal_decide",
+    "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_submit",
+    "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
+    "escalate_overdue_warnings", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
+    "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",
+    "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",
+]

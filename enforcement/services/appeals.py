@@ -1,0 +1,104 @@
+"""Appeals: a customer contests an applied action; a lead upholds or overturns it."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from enforcement import notifications
+from enforcement.actors import DECIDE_APPEAL, SUBMIT_APPEAL, Actor
+from enforcement.audit import audit_record
+from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound, ServiceError, ValidationFailed
+from enforcement.models import ActionStatus, Appeal, Case, EnforcementAction
+from enforcement.services.actions import action_lift_locked
+from enforcement.services.cases import case_refresh
+from enforcement.services.locks import for_update, lock_action
+
+
+def _appealed(action: EnforcementAction) -> bool:
+    try:
+        action.appeal  # noqa: B018 - no query when the caller used select_related("appeal")
+    except Appeal.DoesNotExist:
+        return False
+    return True
+
+
+def check_appeal_submit(actor: Actor, action: EnforcementAction, *, now: datetime | None = None) -> ServiceError | None:
+    """Why this action cannot be appealed now (the error ``appeal_submit`` raises), or None."""
+    if not actor.can(SUBMIT_APPEAL):
+        return Forbidden("You may not submit appeals.")
+    if _appealed(action):
+        return Conflict("This action has already been appealed.")
+    if action.status not in (ActionStatus.APPLIED, ActionStatus.EXPIRED) or action.applied_at is None:
+        return InvalidTransition(f"A {action.status} action cannot be appealed.")
+    window = timedelta(days=settings.ENFORCEMENT["APPEAL_WINDOW_DAYS"])
+    if (now or timezone.now()) > action.applied_at + window:
+        return InvalidTransition(f"The appeal window of {window.days} days has passed.")
+    if action.case.status == Case.Status.CLOSED:
+        return InvalidTransition("The case is closed.")
+    return None
+
+
+def appeal_submit(*, actor: Actor, action_id: int, message: str) -> Appeal:
+    actor.require(SUBMIT_APPEAL, "You may not submit appeals.")
+    if not message or not message.strip():
+        raise ValidationFailed("An appeal needs a message.", fields={"message": ["This field may not be blank."]})
+    try:
+        with transaction.atomic():
+            action = lock_action(action_id)
+            problem = check_appeal_submit(actor, action)
+            if problem is not None:
+                raise problem
+            case = action.case
+            appeal = Appeal.objects.create(
+                action=action, case=case, message=message.strip(), submitted_by_label=actor.label
+            )
+            audit_record(actor=actor, verb="appeal.submitted", target=appeal, case=case, account=case.account,
+                         after={"action": action.pk, "status": appeal.status})
+            case_refresh(actor=actor, case=case)
+            notifications.notify_customer(
+                template="customer_appeal_received", event_key=f"appeal:{appeal.pk}:received", action=action,
+                context={**notifications.action_context(action), "appeal_id": appeal.pk},
+            )
+            return appeal
+    except IntegrityError:
+        raise Conflict("This action has already been appealed.") from None
+
+
+@transaction.atomic
+def appeal_decide(*, actor: Actor, appeal_id: int, outcome: str, note: str = "") -> Appeal:
+    actor.require(DECIDE_APPEAL, "Only a lead may decide appeals.")
+    if outcome not in (Appeal.Status.UPHELD, Appeal.Status.OVERTURNED):
+        raise ValidationFailed("Unknown outcome.", fields={"outcome": ["Must be upheld or overturned."]})
+    action_id = Appeal.objects.filter(pk=appeal_id).values_list("action_id", flat=True).first()
+    if action_id is None:
+        raise NotFound(f"No appeal {appeal_id}.")
+    action = lock_action(action_id)  # the lock order: account, case, action, then the appeal
+    appeal = for_update(Appeal.objects).get(pk=appeal_id)
+    if appeal.status == outcome:
+        return appeal
+    if appeal.status != Appeal.Status.PENDING:
+        raise InvalidTransition(f"The appeal was already {appeal.status}.")
+    case = action.case
+    appeal.status = outcome
+    appeal.decided_at = timezone.now()
+    appeal.decided_by = actor.user_or_none
+    appeal.decided_by_label = actor.label
+    appeal.decision_note = note or ""
+    appeal.save(update_fields=["status", "decided_at", "decided_by", "decided_by_label", "decision_note"])
+    audit_record(actor=actor, verb=f"appeal.{outcome}", target=appeal, case=case, account=case.account,
+                 before={"status": "pending"}, after={"status": outcome}, note=appeal.decision_note)
+    if outcome == Appeal.Status.OVERTURNED:
+        if action.status == ActionStatus.APPLIED:
+            action_lift_locked(actor, action, ActionStatus.REVERTED, "action.reverted",
+                               f"appeal #{appeal.pk} overturned", overturned=True)
+        else:
+            action.overturned = True
+            action.save(update_fields=["overturned", "updated_at"])
+    case_refresh(actor=actor, case=case)
+    notifications.notify_customer(
+        template="customer_appeal_decided", event_key=f"appeal:{appeal.pk}:decided", action=action,
+        context={**notifications.action_context(action), "outcome": outcome, "note": appeal.decision_note},
+    )
+    return appeal

@@ -1,0 +1,355 @@
+"""Violations: reported one by one or in batches (idempotent per source and external id), and dismissed."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Account, APIKey
+from enforcement import ladder, notifications, sla
+from enforcement.actors import REPORT_VIOLATION, WORK_CASE, Actor
+from enforcement.audit import audit_record, snapshot
+from enforcement.errors import NotFound, ServiceError, ValidationFailed
+from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, EnforcementAction, Rule, Severity, Violation
+from enforcement.redaction import redact
+from enforcement.services.actions import act_first_suspend, covering_action
+from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due
+from enforcement.services.locks import for_update, lock_case
+from enforcement.services.recommendations import recommend, recommendation_for, strikes_for_cases
+
+
+@dataclass
+class ReportResult:
+    violation: Violation
+    created: bool
+    recommendation: ladder.Recommendation
+    act_first_action: EnforcementAction | None = None
+
+
+def _report_problems(report: dict, *, account, rule, key) -> dict[str, list[str]]:
+    """What is wrong with one report, given what its references resolved to (None: not found)."""
+    fields: dict[str, list[str]] = {}
+    if account is None:
+        fields["account"] = [f"No account {report['account']!r}."]
+    if rule is None:
+        fields["rule"] = [f"No active rule {report['rule']!r}."]
+    if report.get("api_key"):
+        if key is None:
+            fields["api_key"] = [f"No key {report['api_key']!r}."]
+        elif account is not None and key.account_id != account.pk:
+            fields["api_key"] = ["This key belongs to another account."]
+    severity = report.get("severity")
+    if severity is not None and severity not in Severity.values:
+        fields["severity"] = [f"Must be one of {', '.join(Severity.values)}."]
+    return fields
+
+
+def _missing_report_fields(report: dict) -> dict[str, list[str]]:
+    return {
+        name: ["This field is required."]
+        for name in ("source", "external_id", "summary")
+        if not report.get(name) or not str(report[name]).strip()
+    }
+
+
+def _resolve_report_inputs(*, account, rule, api_key, severity):
+    """The report's account (row-locked: it serialises "find or open the account's case"), rule and key."""
+    accounts = for_update(Account.objects)
+    account_obj = (
+        accounts.filter(pk=account.pk) if isinstance(account, Account) else accounts.filter(public_id=account)
+    ).first()
+    rule_obj = rule if isinstance(rule, Rule) else Rule.objects.filter(code=rule, is_active=True).first()
+    key_obj = None
+    if api_key:
+        key_obj = api_key if isinstance(api_key, APIKey) else APIKey.objects.filter(prefix=api_key).first()
+    report = {"account": account, "rule": rule, "api_key": api_key, "severity": severity}
+    fields = _report_problems(report, account=account_obj, rule=rule_obj, key=key_obj)
+    if fields:
+        raise ValidationFailed("The violation report is not valid.", fields=fields)
+    return account_obj, rule_obj, key_obj
+
+
+def violation_report(
+    *,
+    actor: Actor,
+    account: Account | str,
+    rule: Rule | str,
+    source: str,
+    external_id: str,
+    summary: str,
+    severity: str | None = None,
+    api_key: APIKey | str | None = None,
+    observed_at: datetime | None = None,
+    evidence: dict | None = None,
+) -> ReportResult:
+    """Record a violation once per (source, external_id), attach it to the account's open case."""
+    actor.require(REPORT_VIOLATION, "You may not report violations.")
+    missing = _missing_report_fields({"source": source, "external_id": external_id, "summary": summary})
+    if missing:
+        raise ValidationFailed("The violation report is not valid.", fields=missing)
+    existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case", "rule").first()
+    if existing is not None:
+        return ReportResult(existing, False, recommendation_for(existing.case))
+    try:
+        with transaction.atomic():
+            account_obj, rule_obj, key_obj = _resolve_report_inputs(
+                account=account, rule=rule, api_key=api_key, severity=severity
+            )
+            return _violation_create(
+                actor=actor, account=account_obj, rule=rule_obj, key=key_obj, source=source,
+                external_id=external_id, summary=summary, severity=severity or rule_obj.default_severity,
+                observed_at=observed_at, evidence=evidence,
+            )
+    except IntegrityError:
+        # Someone reported the same (source, external_id) at the same moment.
+        existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case").first()
+        if existing is None:
+            raise
+        return ReportResult(existing, False, recommendation_for(existing.case))
+
+
+def _violation_create(*, actor, account, rule, key, source, external_id, summary, severity, observed_at, evidence):
+    now = timezone.now()
+    case = for_update(Case.objects).filter(account=account).exclude(status=Case.Status.CLOSED).first()
+    case_opened = case is None
+    if case_opened:
+        case = Case.objects.create(
+            account=account, severity=severity, severity_rank=SEVERITY_RANK[severity],
+            review_due_at=sla.review_deadline(severity, now, sla_hours=settings.ENFORCEMENT["SLA_HOURS"]),
+        )
+        audit_record(actor=actor, verb="case.opened", target=case, case=case, account=account,
+                     after=snapshot(case, CASE_FIELDS))
+    violation = Violation.objects.create(
+        account=account, api_key=key, rule=rule, case=case, severity=severity, source=source[:64],
+        external_id=external_id[:200], source_trusted=actor.is_trusted_source, reported_by=actor.label,
+        observed_at=observed_at or now, summary=redact(summary), evidence=redact(evidence or {}),
+    )
+    audit_record(
+        actor=actor, verb="violation.reported", target=violation, case=case, account=account,
+        after={"rule": rule.code, "severity": severity, "source": source, "external_id": external_id,
+               "api_key": key.prefix if key else None},
+    )
+    if not case_opened and case.review_due_at is None:
+        case_review_due(actor=actor, case=case, severity=severity, now=now)  # new evidence: look again
+    # A report can only raise its case's severity (the status follows from actions and appeals).
+    if not case_opened and SEVERITY_RANK[severity] > SEVERITY_RANK[case.severity]:
+        case_refresh(actor=actor, case=case, since=now)
+    recommendation = recommend(rule, severity, case, actor.is_trusted_source, now)
+    act_first_action = _follow_up_report(
+        actor=actor, case=case, violation=violation, recommendation=recommendation, case_opened=case_opened,
+        suspension_underway=recommendation.act_first and _suspension_underway(case),
+    )
+    return ReportResult(violation, True, recommendation, act_first_action)
+
+
+def _suspension_underway(case: Case) -> bool:
+    """A suspension or more is already pending or in force: acting first would add nothing."""
+    return covering_action(case=case, kind=ActionKind.SUSPEND) is not None
+
+
+def _follow_up_report(*, actor, case, violation, recommendation, case_opened, suspension_underway):
+    """After a new report: act first when the ladder says so and nothing as strong is under way;
+    tell staff about a critical case. Returns the act-first suspension, if one was scheduled."""
+    act_first_action = None
+    if recommendation.act_first and not suspension_underway:
+        act_first_action = act_first_suspend(actor=actor, case=case, violation=violation, reason=recommendation.reason)
+    if violation.severity == Severity.CRITICAL and (case_opened or act_first_action):
+        notifications.notify_staff(
+            template="staff_critical_case", event_key=f"case:{case.pk}:critical", case=case,
+            context=notifications.case_context(case, violation=violation),
+        )
+    return act_first_action
+
+
+@transaction.atomic
+def violation_dismiss(*, actor: Actor, violation_id: int, reason: str) -> Violation:
+    actor.require(WORK_CASE, "You may not dismiss violations.")
+    case_id = Violation.objects.filter(pk=violation_id).values_list("case_id", flat=True).first()
+    if case_id is None:
+        raise NotFound(f"No violation {violation_id}.")
+    case = lock_case(case_id)  # the lock order: the case before its violations
+    violation = for_update(Violation.objects).get(pk=violation_id)
+    if violation.status == Violation.Status.DISMISSED:
+        return violation
+    violation.status = Violation.Status.DISMISSED
+    violation.dismissed_at = timezone.now()
+    violation.dismissed_reason = reason or ""
+    violation.save(update_fields=["status", "dismissed_at", "dismissed_reason"])
+    audit_record(actor=actor, verb="violation.dismissed", target=violation, case=case, account=case.account,
+                 before={"status": "open"}, after={"status": "dismissed"}, note=violation.dismissed_reason)
+    case_refresh(actor=actor, case=case)
+    return violation
+
+
+def violation_report_batch(*, actor: Actor, reports: list[dict]) -> list[ReportResult | ServiceError]:
+    """Report many violations at once: for each item, what ``violation_report`` would do and answer.
+
+    Each report holds ``violation_report``'s keyword arguments (account, rule and api_key as
+    public id, code and prefix). Every item keeps the single path's rules: idempotent per
+    (source, external_id), redacted, one ``violation.reported`` audit row each, joined to its
+    account's open case (or one is opened), the case refreshed, act-first when the ladder says
+    so. The writes are bulk and the case work is done once per account, so the queries grow
+    with the accounts in the batch, not with its items. Returns one answer per report, in
+    order: its ``ReportResult``, or the ``ServiceError`` that this item alone would have raised.
+    """
+    actor.require(REPORT_VIOLATION, "You may not report violations.")
+    answers: list[ReportResult | ServiceError | None] = [None] * len(reports)
+    first_of: dict[tuple[str, str], int] = {}
+    repeats: dict[int, int] = {}
+    for index, report in enumerate(reports):
+        missing = _missing_report_fields(report)
+        if missing:
+            answers[index] = ValidationFailed("The violation report is not valid.", fields=missing)
+            continue
+        pair = (report["source"], report["external_id"])
+        if pair in first_of:
+            repeats[index] = first_of[pair]  # the same report twice in one batch: the first one decides
+        else:
+            first_of[pair] = index
+
+    known = Violation.objects.filter(
+        source__in={source for source, _ in first_of}, external_id__in={external_id for _, external_id in first_of}
+    ).select_related("case", "rule", "account", "api_key")
+    known_by_pair = {(v.source, v.external_id): v for v in known}
+    advice_for_case: dict[int, ladder.Recommendation] = {}
+    new: list[int] = []
+    for pair, index in first_of.items():
+        violation = known_by_pair.get(pair)
+        if violation is None:
+            new.append(index)
+            continue
+        if violation.case_id not in advice_for_case:
+            advice_for_case[violation.case_id] = recommendation_for(violation.case)
+        answers[index] = ReportResult(violation, False, advice_for_case[violation.case_id])
+
+    items = _batch_resolve_inputs(reports, new, answers)
+    if items:
+        try:
+            with transaction.atomic():
+                for index, result in _violations_create_bulk(actor=actor, reports=reports, items=items).items():
+                    answers[index] = result
+        except IntegrityError:
+            # Someone reported one of these at the same moment: item by item, as the single path does.
+            for index, *_ in items:
+                try:
+                    answers[index] = violation_report(actor=actor, **reports[index])
+                except ServiceError as exc:
+                    answers[index] = exc
+    for index, first in repeats.items():
+        answer = answers[first]
+        answers[index] = answer if isinstance(answer, ServiceError) else ReportResult(
+            answer.violation, False, answer.recommendation
+        )
+    return answers
+
+
+def _batch_resolve_inputs(reports: list[dict], indexes: list[int], answers: list) -> list[tuple]:
+    """(index, account, rule, key, severity) per valid report, in three queries; errors into ``answers``."""
+    wanted = [reports[index] for index in indexes]
+    accounts = {a.public_id: a for a in Account.objects.filter(public_id__in={r["account"] for r in wanted})}
+    rules = {r.code: r for r in Rule.objects.filter(code__in={r["rule"] for r in wanted}, is_active=True)}
+    keys = {k.prefix: k for k in APIKey.objects.filter(prefix__in={r["api_key"] for r in wanted if r.get("api_key")})}
+    items = []
+    for index in indexes:
+        report = reports[index]
+        account, rule = accounts.get(report["account"]), rules.get(report["rule"])
+        key = keys.get(report["api_key"]) if report.get("api_key") else None
+        severity = report.get("severity")
+        fields = _report_problems(report, account=account, rule=rule, key=key)
+        if fields:
+            answers[index] = ValidationFailed("The violation report is not valid.", fields=fields)
+        else:
+            items.append((index, account, rule, key, severity or rule.default_severity))
+    return items
+
+
+def _audit_row(actor: Actor, verb: str, target, *, case, account, after: dict) -> AuditEvent:
+    """An unsaved ``AuditEvent`` as ``audit_record`` writes it, for ``bulk_create``."""
+    return AuditEvent(
+        **actor.audit_fields(), verb=verb, target_type=target._meta.model_name, target_id=str(target.pk),
+        case=case, account=account, after=after,
+    )
+
+
+def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tuple]) -> dict[int, ReportResult]:
+    now = timezone.now()
+    trusted = actor.is_trusted_source
+    account_ids = sorted({account.pk for _, account, *_ in items})
+    # Account rows locked in id order (as the single path locks one), so concurrent batches cannot deadlock.
+    list(for_update(Account.objects).filter(pk__in=account_ids).order_by("pk").values_list("pk", flat=True))
+    cases = {
+        case.account_id: case
+        for case in for_update(Case.objects.select_related("account"))
+        .filter(account_id__in=account_ids).exclude(status=Case.Status.CLOSED)
+    }
+    opened: list[Case] = []
+    opening_item: dict[int, int] = {}
+    for index, account, _, _, severity in items:
+        if account.pk not in cases:
+            case = Case(
+                account=account, severity=severity, severity_rank=SEVERITY_RANK[severity],
+                review_due_at=sla.review_deadline(severity, now, sla_hours=settings.ENFORCEMENT["SLA_HOURS"]),
+            )
+            cases[account.pk] = case
+            opened.append(case)
+            opening_item[index] = account.pk
+    Case.objects.bulk_create(opened)
+    violations = []
+    for index, account, rule, key, severity in items:
+        report = reports[index]
+        violations.append(Violation(
+            account=account, api_key=key, rule=rule, case=cases[account.pk], severity=severity,
+            source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted,
+            reported_by=actor.label, observed_at=report.get("observed_at") or now,
+            summary=redact(report["summary"]), evidence=redact(report.get("evidence") or {}),
+        ))
+    Violation.objects.bulk_create(violations)
+    audit_rows = [
+        _audit_row(actor, "case.opened", case, case=case, account=case.account, after=snapshot(case, CASE_FIELDS))
+        for case in opened
+    ]
+    for violation, (_, _, rule, key, severity) in zip(violations, items, strict=True):
+        audit_rows.append(_audit_row(
+            actor, "violation.reported", violation, case=violation.case, account=violation.account,
+            after={"rule": rule.code, "severity": severity, "source": violation.source,
+                   "external_id": violation.external_id, "api_key": key.prefix if key else None},
+        ))
+    AuditEvent.objects.bulk_create(audit_rows)
+
+    # A report can only raise its case's severity (and so tighten its deadline): the case's status follows
+    # from its actions and appeals, which reports do not change. Refreshing only the cases that a new
+    # violation outranks ends in the state that refreshing after every report would, in fewer queries.
+    top_rank: dict[int, int] = {}
+    for violation in violations:
+        top_rank[violation.case.pk] = max(top_rank.get(violation.case.pk, -1), SEVERITY_RANK[violation.severity])
+    touched = {violation.case.account_id: violation.case for violation in violations}
+    for account_id in sorted(touched):
+        case = touched[account_id]
+        if case.review_due_at is None:  # new evidence on a reviewed case: look again
+            case_review_due(actor=actor, case=case, severity=Severity.values[top_rank[case.pk]], now=now)
+        if top_rank[case.pk] > SEVERITY_RANK[case.severity]:
+            case_refresh(actor=actor, case=case, since=now)
+    windows = {rule.strike_window_days or settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"] for _, _, rule, _, _ in items}
+    strikes = strikes_for_cases(cases=list(touched.values()), windows=windows, now=now)
+    restrictive_action_open: dict[int, bool] = {}
+    results: dict[int, ReportResult] = {}
+    for violation, (index, _, rule, _, severity) in zip(violations, items, strict=True):
+        case = violation.case
+        window = rule.strike_window_days or settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
+        recommendation = ladder.recommend(
+            rule=ladder.RulePolicy.from_rule(rule), severity=severity, strikes=strikes[(case.pk, window)],
+            window_days=window, source_trusted=trusted,
+        )
+        if recommendation.act_first and case.pk not in restrictive_action_open:
+            restrictive_action_open[case.pk] = _suspension_underway(case)
+        act_first_action = _follow_up_report(
+            actor=actor, case=case, violation=violation, recommendation=recommendation,
+            case_opened=index in opening_item, suspension_underway=restrictive_action_open.get(case.pk, False),
+        )
+        if act_first_action is not None:
+            restrictive_action_open[case.pk] = True
+        results[index] = ReportResult(violation, True, recommendation, act_first_action)
+    return results
+
