@@ -20,6 +20,7 @@ from enforcement.models import (
     Severity,
     Violation,
 )
+from enforcement.selectors import case_timeline
 
 MAX_INT = 2**31 - 1  # PositiveIntegerField's ceiling on every database
 MAX_TEXT = 20_000
@@ -423,9 +424,8 @@ class CaseDetailSerializer(CaseSerializer):
                   "timeline"]
         read_only_fields = fields
 
+    @extend_schema_field(TimelineEntrySerializer(many=True))
     def get_timeline(self, case) -> list[dict]:
-        from enforcement.selectors import case_timeline
-
         return [entry.as_dict() for entry in case_timeline(case)]
 
     def to_representation(self, case):

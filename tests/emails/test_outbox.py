@@ -14,7 +14,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from enforcement import notifications, services, tasks
 from enforcement.models import AuditEvent, EnforcementAction, Notification
-from enforcement.notifications import TEMPLATES, notification_send, sample_context
+from enforcement.notifications import TEMPLATES, notification_send, outbox, sample_context
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,8 +51,10 @@ def test_an_event_is_written_once_per_recipient(account, as_agent, django_captur
     assert Notification.objects.filter(event_key=warned.event_key).count() == 1
     # The same event for two staff addresses (one given twice) is two rows, two sends.
     with django_capture_on_commit_callbacks() as callbacks:
-        written = notifications._write(template="staff_action_failed", recipients=["a@x.test", "b@x.test", "a@x.test"],
-                                       event_key="test:1", context=sample_context("staff_action_failed"))
+        written = notifications.notify_recipients(
+            template="staff_action_failed", recipients=["a@x.test", "b@x.test", "a@x.test"], event_key="test:1",
+            context=sample_context("staff_action_failed"),
+        )
     assert [n.recipient for n in written] == ["a@x.test", "b@x.test"] and len(callbacks) == 2
 
 
@@ -127,7 +129,7 @@ class ReentrantBackend(LocmemBackend):
 
 def test_a_claimed_email_is_not_sent_by_a_second_worker(warned, settings, monkeypatch):
     settings.EMAIL_BACKEND = f"{BACKENDS}.ReentrantBackend"
-    monkeypatch.setattr(notifications, "make_msgid", lambda idstring, domain: f"<x.n{warned.pk}@{domain}>")
+    monkeypatch.setattr(outbox, "make_msgid", lambda idstring, domain: f"<x.n{warned.pk}@{domain}>")
     assert send_task(warned.pk) == "sent"
     assert ReentrantBackend.second_try is None
     assert len(mail.outbox) == 1
