@@ -192,6 +192,9 @@ ENFORCEMENT = {
     "STRIKE_WINDOW_DAYS": env_int("STRIKE_WINDOW_DAYS", 90, minimum=1),
     "REMEDIATION_DAYS": env_int("REMEDIATION_DAYS", 7, minimum=1),
     "APPEAL_WINDOW_DAYS": env_int("APPEAL_WINDOW_DAYS", 30, minimum=1),
+    # An appeal is decided within this many hours of its submission (the appeals queue sorts by it).
+    "APPEAL_DECISION_HOURS": env_int("APPEAL_DECISION_HOURS", 72, minimum=1),
+    # An action awaiting a lead's approval is due by the case severity's SLA (SLA_HOURS) from its proposal.
     "APPLY_MAX_RETRIES": env_int("APPLY_MAX_RETRIES", 5, minimum=0),
     # An action scheduled longer ago than this without being applied is re-enqueued by the sweep.
     "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 60, minimum=0),

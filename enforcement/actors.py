@@ -66,7 +66,7 @@ class Actor:
 
     @property
     def identity(self) -> str:
-        """Stable identity, used to tell a requester from an approver."""
+        """Stable identity of this very actor: the same person or token retrying is recognised by it."""
         if self.kind == "user":
             return f"user:{self.user.pk}"
         if self.kind == "token":
@@ -74,9 +74,18 @@ class Actor:
         return "system"
 
     @property
+    def identities(self) -> frozenset[str]:
+        """Everyone this actor stands for, to tell a requester from an approver: a token counts as its creator."""
+        if self.kind == "token":
+            return identities_of(user_id=None, token_id=self.token.pk, token_creator_id=self.token.created_by_id)
+        return frozenset({self.identity})
+
+    @property
     def is_trusted_source(self) -> bool:
+        """A report from a trusted source may act first: a lead, a token created trusted, the system.
+        An agent's report never does (its suspension waits for a lead)."""
         if self.kind == "user":
-            return bool(self.user.is_staff)
+            return self.can(SUSPEND_ACTION)
         if self.kind == "token":
             return bool(self.token.trusted)
         return True
@@ -132,6 +141,16 @@ class Actor:
             "actor_token": self.token_or_none,
             "actor_label": self.label,
         }
+
+
+def identities_of(*, user_id: int | None, token_id: int | None, token_creator_id: int | None) -> frozenset[str]:
+    """The identities behind a recorded requester or approver (a person, or a token and its creator)."""
+    if user_id is not None:
+        return frozenset({f"user:{user_id}"})
+    if token_id is not None:
+        creator = {f"user:{token_creator_id}"} if token_creator_id is not None else set()
+        return frozenset({f"token:{token_id}", *creator})
+    return frozenset()
 
 
 SYSTEM = Actor.system()

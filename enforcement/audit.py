@@ -1,10 +1,12 @@
 """Writing the append-only audit log. Called inside the transaction of the change it records."""
 
+import functools
 from typing import Any
 
 from django.db import transaction
 
 from enforcement.actors import Actor
+from enforcement.errors import Conflict, Forbidden, InvalidTransition
 from enforcement.models import AuditEvent
 
 
@@ -44,3 +46,29 @@ def snapshot(instance, fields: list[str]) -> dict:
             value = value.pk
         out[name] = value
     return out
+
+
+def audit_refusals(verb: str, model, id_argument: str):
+    """Decorate a service so that a refusal (forbidden, not allowed in this state, already decided) leaves an
+    audit event ``<verb>.refused`` with the reason. It is written after the refused transaction rolled back,
+    in a transaction of its own, so the refusal is on record although nothing else changed."""
+    def decorate(service):
+        @functools.wraps(service)
+        def wrapper(*args, actor: Actor, **kwargs):
+            try:
+                return service(*args, actor=actor, **kwargs)
+            except (Forbidden, InvalidTransition, Conflict) as exc:
+                target = model.objects.filter(pk=kwargs.get(id_argument)).first()
+                if target is not None:
+                    case = target if model._meta.model_name == "case" else getattr(target, "case", None)
+                    with transaction.atomic():
+                        audit_record(
+                            actor=actor, verb=f"{verb}.refused", target=target, case=case,
+                            account=case.account if case is not None else None, after={"code": exc.code},
+                            note=exc.message[:500],
+                        )
+                raise
+
+        return wrapper
+
+    return decorate

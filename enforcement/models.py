@@ -58,6 +58,7 @@ class Rule(models.Model):
         help_text="Key exposure only: treat a leaked publishable key as a true positive.",
     )
     is_active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; history in RuleVersion.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -71,6 +72,23 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.title}"
+
+
+class RuleVersion(models.Model):
+    """A rule as it stood at one version: what an action decided under it can be traced back to."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    policy = models.JSONField(help_text="The rule's fields at this version.")
+    saved_by_label = models.CharField(max_length=200)
+    saved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rule", "-version"]
+        constraints = [models.UniqueConstraint(fields=["rule", "version"], name="rule_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.rule.code} v{self.version}"
 
 
 class CaseStatus(models.TextChoices):
@@ -181,6 +199,9 @@ class Violation(models.Model):
     external_id = models.CharField(max_length=200)
     source_trusted = models.BooleanField(default=False)
     reported_by = models.CharField(max_length=200, help_text="Who reported it (actor label).")
+    reporter_kind = models.CharField(
+        max_length=8, blank=True, help_text="user, token or system: a person's report is not automated detection."
+    )
     observed_at = models.DateTimeField()
     reported_at = models.DateTimeField(auto_now_add=True)
     summary = models.TextField()
@@ -223,6 +244,13 @@ class EnforcementAction(models.Model):
     escalated_at = models.DateTimeField(null=True, blank=True)
     act_first = models.BooleanField(default=False)
     overturned = models.BooleanField(default=False, help_text="Reverted because an appeal succeeded.")
+    decided_under = models.JSONField(
+        default=dict, blank=True,
+        help_text="What the decision rested on: the violations behind it, the rule versions, the ladder's reason.",
+    )
+    approval_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Awaiting approval: a lead decides by then (by the case's severity)."
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -294,10 +322,11 @@ class Appeal(models.Model):
     decided_by_label = models.CharField(max_length=200, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="A lead decides by then (APPEAL_DECISION_HOURS).")
 
     class Meta:
         ordering = ["submitted_at"]
-        indexes = [models.Index(fields=["status", "submitted_at"])]
+        indexes = [models.Index(fields=["status", "submitted_at"]), models.Index(fields=["status", "due_at"])]
 
     def __str__(self) -> str:
         return f"Appeal #{self.pk} of action #{self.action_id}"

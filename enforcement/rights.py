@@ -1,15 +1,25 @@
-"""Who may do what to an action: the one place the services check and the admin asks before it shows a button."""
+"""Who may do what to an action: the rules the services check and the admin asks through the ``check_*``
+functions of ``enforcement.services``.
 
-from enforcement.actors import APPROVE_ACTION, PROPOSE_ACTION, SUSPEND_ACTION, Actor
+Four eyes by person: whoever requested an action (directly, or through a service token they created) never
+approves it, a termination is approved by a lead in person only, and an appeal is decided by a lead who took
+no part in the decision appealed.
+"""
+
+from enforcement.actors import APPROVE_ACTION, PROPOSE_ACTION, SUSPEND_ACTION, Actor, identities_of
 from enforcement.models import ActionKind, EnforcementAction
 
 
-def requester_identity(action: EnforcementAction) -> str:
-    if action.requested_by_id:
-        return f"user:{action.requested_by_id}"
-    if action.requested_by_token_id:
-        return f"token:{action.requested_by_token_id}"
-    return "system"
+def requester_identities(action: EnforcementAction) -> frozenset[str]:
+    token = action.requested_by_token if action.requested_by_token_id else None
+    return identities_of(user_id=action.requested_by_id, token_id=action.requested_by_token_id,
+                         token_creator_id=token.created_by_id if token else None)
+
+
+def approver_identities(action: EnforcementAction) -> frozenset[str]:
+    token = action.approved_by_token if action.approved_by_token_id else None
+    return identities_of(user_id=action.approved_by_id, token_id=action.approved_by_token_id,
+                         token_creator_id=token.created_by_id if token else None)
 
 
 def requires_approval(kind: str, actor: Actor) -> bool:
@@ -21,9 +31,14 @@ def requires_approval(kind: str, actor: Actor) -> bool:
     return False
 
 
-def is_own_termination(actor: Actor, action: EnforcementAction) -> bool:
-    """Four eyes: nobody approves the termination they requested."""
-    return action.kind == ActionKind.TERMINATE and requester_identity(action) == actor.identity
+def is_own_request(actor: Actor, action: EnforcementAction) -> bool:
+    """Four eyes: the actor (or the person behind the token) requested this action."""
+    return bool(actor.identities & requester_identities(action))
+
+
+def took_part(actor: Actor, action: EnforcementAction) -> bool:
+    """The actor (or the person behind the token) requested or approved this action."""
+    return bool(actor.identities & (requester_identities(action) | approver_identities(action)))
 
 
 def may_undo(actor: Actor, action: EnforcementAction) -> bool:
@@ -35,5 +50,8 @@ def may_undo(actor: Actor, action: EnforcementAction) -> bool:
 
 def may_cancel(actor: Actor, action: EnforcementAction) -> bool:
     """Whoever may undo it, and anyone who may propose cancelling their own request."""
-    own_request = actor.kind == "user" and action.requested_by_id == actor.user.pk
-    return may_undo(actor, action) or (own_request and actor.can(PROPOSE_ACTION))
+    return may_undo(actor, action) or (is_own_request(actor, action) and actor.can(PROPOSE_ACTION))
+
+
+def is_own_termination(actor: Actor, action: EnforcementAction) -> bool:  # TEMPORARY until the admin asks check_approve
+    return action.kind == ActionKind.TERMINATE and is_own_request(actor, action)

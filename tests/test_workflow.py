@@ -13,7 +13,7 @@ from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound,
 from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Notification, Violation
 from enforcement.services import actions
 from lib import queue
-from tests.factories import AccountFactory, APIKeyFactory
+from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 A = EnforcementAction.Status
@@ -127,10 +127,14 @@ def test_case_assign_comment_resolve(account, as_detector, as_agent, agent, lead
         services.case_comment(actor=as_agent, case_id=case.pk, body="   ")
     with pytest.raises(ValidationFailed):
         services.case_assign(actor=as_agent, case_id=case.pk, assignee_id=987654)
+    with pytest.raises(ValidationFailed):
+        services.case_resolve(actor=as_agent, case_id=case.pk, resolution="  ")  # a reason is required
     services.case_resolve(actor=as_agent, case_id=case.pk, resolution="customer fixed it")
     case.refresh_from_db()
     assert case.status == Case.Status.CLOSED and case.closed_at and case.assignee == agent
-    assert verbs(case=case)[-3:] == ["case.assigned", "case.commented", "case.resolved"]
+    # The violation still open in it is dismissed with the resolution as its reason.
+    assert verbs(case=case)[-4:] == ["case.assigned", "case.commented", "violation.dismissed", "case.resolved"]
+    assert list(case.violations.values_list("status", "dismissed_reason")) == [("dismissed", "customer fixed it")]
     with pytest.raises(NotFound):
         services.case_comment(actor=as_agent, case_id=999999, body="x")
 
@@ -181,7 +185,10 @@ def test_agent_suspension_needs_a_lead(account, keys, as_detector, as_agent, as_
     assert action.status == A.APPLIED and action.approved_by.username == "lead"
     assert set(statuses(account).values()) == {"suspended"}
     assert Account.objects.get(pk=account.pk).status == "suspended"
-    assert verbs(target_type="enforcementaction") == ["action.proposed", "action.approved", "action.applied"]
+    # The agent's refused attempt is on record too.
+    assert verbs(target_type="enforcementaction") == [
+        "action.proposed", "action.approve.refused", "action.approved", "action.applied"
+    ]
 
 
 def test_lead_suspension_is_scheduled_at_once(account, keys, as_detector, as_lead, run_on_commit):
@@ -195,8 +202,9 @@ def test_termination_needs_a_second_lead(account, keys, as_detector, as_lead, as
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_lead, case_id=case.pk, kind="terminate", reason="repeat fraud")
     assert action.status == A.AWAITING_APPROVAL
-    with pytest.raises(Forbidden, match="second lead"):
+    with pytest.raises(Forbidden, match="another lead") as refused:
         services.action_approve(actor=as_lead, action_id=action.pk)
+    assert refused.value.code == "not_independent"
     assert EnforcementAction.objects.get(pk=action.pk).status == A.AWAITING_APPROVAL
     run_on_commit(services.action_approve, actor=as_second_lead, action_id=action.pk)
     assert set(statuses(account).values()) == {"revoked"}
@@ -207,8 +215,11 @@ def test_approving_twice_changes_nothing_more(account, as_detector, as_agent, as
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_agent, case_id=case.pk, kind="suspend", reason="fraud")
     services.action_approve(actor=as_lead, action_id=action.pk)
-    again = services.action_approve(actor=as_second_lead, action_id=action.pk)
+    again = services.action_approve(actor=as_lead, action_id=action.pk)  # the same lead retrying: harmless
     assert again.approved_by.username == "lead"
+    with pytest.raises(Conflict, match="already approved by lead") as late:  # another lead on a stale page
+        services.action_approve(actor=as_second_lead, action_id=action.pk)
+    assert late.value.code == "already_decided"
     assert AuditEvent.objects.filter(verb="action.approved").count() == 1
 
 
@@ -218,7 +229,7 @@ def test_cancel(account, as_detector, as_agent, as_lead):
     services.action_cancel(actor=as_agent, action_id=action.pk, reason="my mistake")  # own request
     assert EnforcementAction.objects.get(pk=action.pk).status == A.CANCELLED
     assert Case.objects.get().status == Case.Status.OPEN
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(Conflict, match="already cancelled by agent"):
         services.action_approve(actor=as_lead, action_id=action.pk)
     services.action_cancel(actor=as_agent, action_id=action.pk)  # already cancelled: nothing more
     assert AuditEvent.objects.filter(verb="action.cancelled").count() == 1
@@ -481,25 +492,26 @@ def suspended(account, keys, as_detector, as_lead):
     return services.action_apply(action_id=action.pk)
 
 
-def test_appeal_overturned_restores_keys_and_removes_the_strike(account, suspended, as_agent, as_lead):
+def test_appeal_overturned_restores_keys_and_removes_the_strike(account, suspended, as_agent, as_second_lead):
     appeal = services.appeal_submit(actor=as_agent, action_id=suspended.pk, message="It was a test harness")
     assert Case.objects.get().status == Case.Status.APPEALED
     with pytest.raises(Forbidden):
         services.appeal_decide(actor=as_agent, appeal_id=appeal.pk, outcome="overturned")
-    services.appeal_decide(actor=as_lead, appeal_id=appeal.pk, outcome="overturned", note="agreed")
+    services.appeal_decide(actor=as_second_lead, appeal_id=appeal.pk, outcome="overturned", note="agreed")
     action = EnforcementAction.objects.get(pk=suspended.pk)
     assert action.status == A.REVERTED and action.overturned
     assert set(statuses(account).values()) == {"active"}
     assert services.strikes_for(account_id=account.pk, window_days=90, now=timezone.now()) == 0
-    templates = set(Notification.objects.values_list("template", flat=True))
-    assert {"customer_appeal_received", "customer_appeal_decided", "customer_lifted"} <= templates
+    # One email tells the customer the appeal succeeded and the keys work again (no separate "lifted" notice).
+    templates = list(Notification.objects.filter(action=suspended).values_list("template", flat=True))
+    assert templates.count("customer_appeal_decided") == 1 and "customer_lifted" not in templates
     with pytest.raises(InvalidTransition):
-        services.appeal_decide(actor=as_lead, appeal_id=appeal.pk, outcome="upheld")
+        services.appeal_decide(actor=as_second_lead, appeal_id=appeal.pk, outcome="upheld", note="changed my mind")
 
 
-def test_appeal_upheld_keeps_the_action(account, suspended, as_agent, as_lead):
+def test_appeal_upheld_keeps_the_action(account, suspended, as_agent, as_second_lead):
     appeal = services.appeal_submit(actor=as_agent, action_id=suspended.pk, message="please")
-    services.appeal_decide(actor=as_lead, appeal_id=appeal.pk, outcome="upheld", note="evidence is clear")
+    services.appeal_decide(actor=as_second_lead, appeal_id=appeal.pk, outcome="upheld", note="evidence is clear")
     assert EnforcementAction.objects.get(pk=suspended.pk).status == A.APPLIED
     assert Appeal.objects.get().status == "upheld"
     assert Case.objects.get().status == Case.Status.ACTIONED
@@ -534,7 +546,10 @@ def test_terminate_overturned_reopens_the_account(account, keys, as_detector, as
     services.action_apply(action_id=action.pk)
     assert Account.objects.get(pk=account.pk).status == "closed"
     appeal = services.appeal_submit(actor=as_agent, action_id=action.pk, message="wrong account")
-    services.appeal_decide(actor=as_second_lead, appeal_id=appeal.pk, outcome="overturned")
+    with pytest.raises(Forbidden, match="took no part"):  # the approver is not independent of the decision
+        services.appeal_decide(actor=as_second_lead, appeal_id=appeal.pk, outcome="overturned")
+    third_lead = Actor.for_user(UserFactory(username="lead3", role="tns_lead"))
+    services.appeal_decide(actor=third_lead, appeal_id=appeal.pk, outcome="overturned")
     assert Account.objects.get(pk=account.pk).status == "active"
     assert set(statuses(account).values()) == {"active"}
 
@@ -621,7 +636,8 @@ def test_a_suspension_awaiting_approval_counts_as_reviewed_and_approval_keeps_it
     assert Case.objects.get().review_due_at is None
 
 
-def test_act_first_stays_due_until_a_lead_reviews(account, keys, as_trusted_detector, as_lead, run_on_commit):
+def test_act_first_stays_due_until_a_lead_reviews(account, keys, as_trusted_detector, as_lead, as_second_lead,
+                                                  run_on_commit):
     run_on_commit(report, as_trusted_detector, account, rule="security-abuse")
     case = Case.objects.get()
     assert case.needs_lead_review and case.review_due_at is not None
@@ -630,7 +646,10 @@ def test_act_first_stays_due_until_a_lead_reviews(account, keys, as_trusted_dete
     assert Case.objects.get().review_due_at is not None
     services.action_confirm(actor=as_lead, action_id=EnforcementAction.objects.get(act_first=True).pk)
     case.refresh_from_db()
-    assert not case.needs_lead_review and case.review_due_at is None
+    assert not case.needs_lead_review
+    assert case.review_due_at is not None  # the termination still waits for a second lead
+    services.action_approve(actor=as_second_lead, action_id=EnforcementAction.objects.get(kind="terminate").pk)
+    assert Case.objects.get().review_due_at is None
 
 
 def test_escalation_by_the_system_is_not_a_review(account, keys, as_detector, as_agent, run_on_commit):

@@ -16,13 +16,13 @@ from django.utils import timezone
 from accounts.models import APIKey
 from enforcement import ladder, notifications, rights, sla
 from enforcement.actors import APPROVE_ACTION, PROPOSE_ACTION, SYSTEM, Actor
-from enforcement.audit import audit_record, snapshot
+from enforcement.audit import audit_record, audit_refusals, snapshot
 from enforcement.errors import Conflict, Forbidden, InvalidTransition, ServiceError, ValidationFailed
-from enforcement.models import ActionKind, ActionStatus, Case, EnforcementAction, Violation
+from enforcement.models import ActionKind, ActionStatus, AuditEvent, Case, EnforcementAction, Violation
 from enforcement.services.cases import case_refresh, case_reviewed, lead_review_done
 from enforcement.services.key_state import account_keys_recompute
 from enforcement.services.locks import lock_action, lock_case
-from enforcement.services.recommendations import recommendation_for
+from enforcement.services.recommendations import decision_basis, recommendation_for
 from enforcement.transitions import ACTION_TRANSITIONS, IN_FORCE, PENDING, can_transition
 from lib import queue
 
@@ -115,10 +115,29 @@ def check_approve(actor: Actor, action: EnforcementAction) -> ServiceError | Non
     if not actor.can(APPROVE_ACTION):
         return Forbidden("Only a lead may approve suspensions and terminations.")
     if action.status != ActionStatus.AWAITING_APPROVAL:
-        return InvalidTransition(f"A {action.status} action cannot be approved.")
-    if rights.is_own_termination(actor, action):
-        return Forbidden("A termination needs a second lead: you requested this one.")
+        return _already_decided(action)
+    if action.kind == ActionKind.TERMINATE and actor.kind != "user":
+        return Forbidden("A termination is approved by a lead in person, never by a service token.",
+                         code="person_required")
+    if rights.is_own_request(actor, action):
+        return Forbidden("You requested this action (yourself or through a token you created); "
+                         "another lead must approve it.", code="not_independent")
     return None
+
+
+def _already_decided(action: EnforcementAction) -> Conflict:
+    """Approving what is no longer awaiting approval: say who decided it."""
+    if action.approved_at is not None:
+        who, what = action.approved_by_label, "approved"
+    elif action.status == ActionStatus.CANCELLED:
+        event = AuditEvent.objects.filter(
+            target_type="enforcementaction", target_id=str(action.pk), verb="action.cancelled"
+        ).order_by("-id").first()
+        who, what = (event.actor_label if event else "someone"), "cancelled"
+    else:
+        who, what = action.requested_by_label, f"{action.status.replace('_', ' ')} without approval"
+    return Conflict(f"{action.get_kind_display()} #{action.pk} was already {what} by {who}.",
+                    code="already_decided")
 
 
 def check_confirm(actor: Actor, action: EnforcementAction) -> ServiceError | None:
@@ -209,8 +228,8 @@ def action_propose_locked(*, actor, case, kind, reason, key_prefixes=None, rate_
     now = timezone.now()
     if case.status == Case.Status.CLOSED:
         raise InvalidTransition("The case is closed.")
+    recommendation = recommendation_for(case, now=now)
     if kind is None:
-        recommendation = recommendation_for(case, now=now)
         if recommendation.kind is None:
             raise ValidationFailed(
                 f"The ladder recommends no action ({recommendation.reason}); choose a kind.",
@@ -249,6 +268,9 @@ def action_propose_locked(*, actor, case, kind, reason, key_prefixes=None, rate_
         requested_by=actor.user_or_none,
         requested_by_token=actor.token_or_none,
         requested_by_label=actor.label,
+        decided_under=decision_basis(case, ladder_reason=recommendation.reason),
+        approval_due_at=sla.review_deadline(case.severity, now, sla_hours=settings.ENFORCEMENT["SLA_HOURS"])
+        if needs_approval else None,
     )
     if keys:
         action.keys.set(keys)
@@ -274,6 +296,7 @@ def act_first_suspend(*, actor: Actor, case: Case, violation: Violation, reason:
         reason=f"Act first on {violation.rule.code}: {reason}", act_first=True,
         requested_by_label=f"{actor.label} (act-first)", scheduled_at=now,
         requested_by=actor.user_or_none, requested_by_token=actor.token_or_none,
+        decided_under=decision_basis(case, ladder_reason=reason),
     )
     audit_record(actor=actor, verb="action.act_first_scheduled", target=action, case=case, account=case.account,
                  after=snapshot(action, ACTION_FIELDS), note=action.reason)
@@ -294,12 +317,13 @@ def act_first_suspend(*, actor: Actor, case: Case, violation: Violation, reason:
 # --------------------------------------------------------------------------- deciding
 
 
+@audit_refusals("action.approve", EnforcementAction, "action_id")
 @transaction.atomic
 def action_approve(*, actor: Actor, action_id: int) -> EnforcementAction:
     actor.require(APPROVE_ACTION, "Only a lead may approve suspensions and terminations.")
     action = lock_action(action_id)
-    if action.status in (ActionStatus.SCHEDULED, ActionStatus.APPLIED) and action.approved_at is not None:
-        return action  # already approved: nothing more to do
+    if action.approved_at is not None and actor.identity in rights.approver_identities(action):
+        return action  # the same approver retrying: nothing more to do
     _raise_if(check_approve(actor, action))
     now = timezone.now()
     action.approved_by = actor.user_or_none
@@ -314,6 +338,7 @@ def action_approve(*, actor: Actor, action_id: int) -> EnforcementAction:
     return action
 
 
+@audit_refusals("action.cancel", EnforcementAction, "action_id")
 @transaction.atomic
 def action_cancel(*, actor: Actor, action_id: int, reason: str = "") -> EnforcementAction:
     action = lock_action(action_id)
@@ -326,6 +351,7 @@ def action_cancel(*, actor: Actor, action_id: int, reason: str = "") -> Enforcem
     return action
 
 
+@audit_refusals("action.confirm", EnforcementAction, "action_id")
 @transaction.atomic
 def action_confirm(*, actor: Actor, action_id: int, note: str = "") -> EnforcementAction:
     """A lead confirms an act-first suspension; reverting it is ``action_revert``."""
@@ -390,6 +416,7 @@ def action_record_failure(*, action_id: int, error: str, final: bool) -> Enforce
     return action
 
 
+@audit_refusals("action.retry", EnforcementAction, "action_id")
 @transaction.atomic
 def action_retry(*, actor: Actor, action_id: int) -> EnforcementAction:
     """Put a failed action back on the schedule."""
@@ -403,8 +430,10 @@ def action_retry(*, actor: Actor, action_id: int) -> EnforcementAction:
 
 
 def action_lift_locked(actor: Actor, action: EnforcementAction, new_status: str, verb: str, note: str, *,
-                       overturned: bool = False) -> None:
-    """End an applied action (reverted or expired) that the caller locked with ``lock_action``."""
+                       overturned: bool = False, notify: bool = True) -> None:
+    """End an applied action (reverted or expired) that the caller locked with ``lock_action``.
+
+    ``notify=False`` when the caller tells the customer itself (an overturned appeal: one email, not two)."""
     action.ended_at = timezone.now()
     action.overturned = overturned or action.overturned
     _set_status(actor, action, new_status, verb, extra=["ended_at", "overturned"], note=note)
@@ -413,13 +442,14 @@ def action_lift_locked(actor: Actor, action: EnforcementAction, new_status: str,
     if action.act_first and case.needs_lead_review:
         lead_review_done(actor=actor, case=case)
     case_refresh(actor=actor, case=case)
-    if action.kind != ActionKind.WARNING:
+    if notify and action.kind != ActionKind.WARNING:
         notifications.notify_customer(
             template="customer_lifted", event_key=f"action:{action.pk}:{new_status}", action=action,
             context={**notifications.action_context(action), "how": new_status},
         )
 
 
+@audit_refusals("action.revert", EnforcementAction, "action_id")
 @transaction.atomic
 def action_revert(*, actor: Actor, action_id: int, reason: str, overturned: bool = False) -> EnforcementAction:
     """Lift an applied action; the keys keep whatever other actions still impose."""

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from enforcement import sla
 from enforcement.actors import WORK_CASE, Actor
-from enforcement.audit import audit_record, snapshot
-from enforcement.errors import InvalidTransition, ValidationFailed
+from enforcement.audit import audit_record, audit_refusals, snapshot
+from enforcement.errors import BLANK, InvalidTransition, ValidationFailed
 from enforcement.models import SEVERITY_RANK, ActionKind, ActionStatus, Appeal, Case, Comment, Violation
-from enforcement.services.locks import lock_case
+from enforcement.services.locks import for_update, lock_case
 from enforcement.transitions import PENDING
 
 CASE_FIELDS = ["status", "severity", "review_due_at", "assignee", "needs_lead_review"]
@@ -66,9 +66,12 @@ def case_review_due(*, actor: Actor, case: Case, severity: str, now: datetime) -
 def case_reviewed(*, actor: Actor, case: Case) -> None:
     """A person (or automation acting for one) decided on the case: its review deadline is met.
 
-    An act-first case stays due until a lead confirms or reverts the suspension.
+    An act-first case stays due until a lead confirms or reverts the suspension, and a case whose action
+    awaits a lead's approval stays due until a lead decides it: the account keeps sending meanwhile.
     """
     if actor.kind == "system" or case.review_due_at is None or case.needs_lead_review:
+        return
+    if case.actions.filter(status=ActionStatus.AWAITING_APPROVAL).exists():
         return
     before = case.review_due_at.isoformat()
     case.review_due_at = None
@@ -117,9 +120,13 @@ def case_comment(*, actor: Actor, case_id: int, body: str) -> Comment:
     return comment
 
 
+@audit_refusals("case.resolve", Case, "case_id")
 @transaction.atomic
 def case_resolve(*, actor: Actor, case_id: int, resolution: str) -> Case:
+    """Close a case with its resolution; violations still open in it are dismissed with that reason."""
     actor.require(WORK_CASE, "You may not resolve cases.")
+    if not resolution or not resolution.strip():
+        raise ValidationFailed("Say how the case was resolved.", fields={"resolution": [BLANK]})
     case = lock_case(case_id)
     if case.status == Case.Status.CLOSED:
         return case
@@ -130,13 +137,27 @@ def case_resolve(*, actor: Actor, case_id: int, resolution: str) -> Case:
         )
     if case.appeals.filter(status=Appeal.Status.PENDING).exists():
         raise InvalidTransition("The case has an appeal waiting for a decision.")
+    now = timezone.now()
+    resolution = resolution.strip()
+    for violation in for_update(case.violations.filter(status=Violation.Status.OPEN)).order_by("pk"):
+        violation_dismiss_locked(actor=actor, case=case, violation=violation, reason=resolution, now=now)
     before = snapshot(case, CASE_FIELDS)
     case.status = Case.Status.CLOSED
-    case.closed_at = timezone.now()
-    case.resolution = resolution or ""
+    case.closed_at = now
+    case.resolution = resolution
     case.needs_lead_review = False
     case.save(update_fields=["status", "closed_at", "resolution", "needs_lead_review", "updated_at"])
     audit_record(actor=actor, verb="case.resolved", target=case, case=case, account=case.account,
                  before=before, after=snapshot(case, CASE_FIELDS), note=case.resolution)
     return case
 
+
+
+def violation_dismiss_locked(*, actor: Actor, case: Case, violation: Violation, reason: str, now) -> None:
+    """Dismiss a violation whose case the caller locked (``violation_dismiss``, closing a case)."""
+    violation.status = Violation.Status.DISMISSED
+    violation.dismissed_at = now
+    violation.dismissed_reason = reason
+    violation.save(update_fields=["status", "dismissed_at", "dismissed_reason"])
+    audit_record(actor=actor, verb="violation.dismissed", target=violation, case=case, account=case.account,
+                 before={"status": "open"}, after={"status": "dismissed"}, note=reason)

@@ -70,3 +70,15 @@ def recommend(rule: Rule, severity: str, case: Case, trusted: bool, now: datetim
         source_trusted=trusted,
     )
 
+
+
+def decision_basis(case: Case, *, ladder_reason: str) -> dict:
+    """What a decision on the case rests on, recorded with the action: the open violations behind it, the
+    version of each rule they fall under, and the ladder's reason. The customer's notice and the statement
+    of reasons are built from it, so they cite what was decided on, not what came after."""
+    rows = list(case.violations.filter(status=Violation.Status.OPEN).values_list("pk", "rule__code", "rule__version"))
+    return {
+        "violations": sorted(pk for pk, _, _ in rows),
+        "rules": {code: version for _, code, version in sorted(rows, key=lambda row: row[1])},
+        "ladder": ladder_reason,
+    }

@@ -11,11 +11,11 @@ from accounts.models import Account, APIKey
 from enforcement import ladder, notifications, sla
 from enforcement.actors import REPORT_VIOLATION, WORK_CASE, Actor
 from enforcement.audit import audit_record, snapshot
-from enforcement.errors import NotFound, ServiceError, ValidationFailed
+from enforcement.errors import BLANK, NotFound, ServiceError, ValidationFailed
 from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, EnforcementAction, Rule, Severity, Violation
 from enforcement.redaction import redact
-from enforcement.services.actions import act_first_suspend, covering_action
-from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due
+from enforcement.services.actions import act_first_suspend, action_propose_locked, covering_action
+from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
 from enforcement.services.locks import for_update, lock_case
 from enforcement.services.recommendations import recommend, recommendation_for, strikes_for_cases
 
@@ -124,6 +124,7 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
     violation = Violation.objects.create(
         account=account, api_key=key, rule=rule, case=case, severity=severity, source=source[:64],
         external_id=external_id[:200], source_trusted=actor.is_trusted_source, reported_by=actor.label,
+        reporter_kind=actor.kind,
         observed_at=observed_at or now, summary=redact(summary), evidence=redact(evidence or {}),
     )
     audit_record(
@@ -139,7 +140,7 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
     recommendation = recommend(rule, severity, case, actor.is_trusted_source, now)
     act_first_action = _follow_up_report(
         actor=actor, case=case, violation=violation, recommendation=recommendation, case_opened=case_opened,
-        suspension_underway=recommendation.act_first and _suspension_underway(case),
+        suspension_underway=_wants_suspension(actor, violation, recommendation) and _suspension_underway(case),
     )
     return ReportResult(violation, True, recommendation, act_first_action)
 
@@ -149,12 +150,30 @@ def _suspension_underway(case: Case) -> bool:
     return covering_action(case=case, kind=ActionKind.SUSPEND) is not None
 
 
+def _wants_suspension(actor: Actor, violation: Violation, recommendation: ladder.Recommendation) -> bool:
+    """A critical report under an act-first rule: a trusted source suspends at once (the ladder says act
+    first), an agent's report proposes the suspension for a lead."""
+    return recommendation.act_first or (
+        actor.kind == "user" and violation.severity == Severity.CRITICAL and violation.rule.act_first
+        and recommendation.kind is not None
+    )
+
+
 def _follow_up_report(*, actor, case, violation, recommendation, case_opened, suspension_underway):
-    """After a new report: act first when the ladder says so and nothing as strong is under way;
-    tell staff about a critical case. Returns the act-first suspension, if one was scheduled."""
+    """After a new report: act first when the ladder says so and nothing as strong is under way (an agent's
+    report proposes the suspension for a lead instead); tell staff about a critical case. Returns the
+    act-first suspension, if one was scheduled."""
     act_first_action = None
-    if recommendation.act_first and not suspension_underway:
-        act_first_action = act_first_suspend(actor=actor, case=case, violation=violation, reason=recommendation.reason)
+    if _wants_suspension(actor, violation, recommendation) and not suspension_underway:
+        if recommendation.act_first:
+            act_first_action = act_first_suspend(actor=actor, case=case, violation=violation,
+                                                 reason=recommendation.reason)
+        else:
+            action_propose_locked(
+                actor=actor, case=case, kind=ActionKind.SUSPEND,
+                reason=f"Critical {violation.rule.code} report under an act-first rule by {actor.label}: "
+                f"a lead decides whether to suspend ({recommendation.reason})",
+            )
     if violation.severity == Severity.CRITICAL and (case_opened or act_first_action):
         notifications.notify_staff(
             template="staff_critical_case", event_key=f"case:{case.pk}:critical", case=case,
@@ -166,6 +185,8 @@ def _follow_up_report(*, actor, case, violation, recommendation, case_opened, su
 @transaction.atomic
 def violation_dismiss(*, actor: Actor, violation_id: int, reason: str) -> Violation:
     actor.require(WORK_CASE, "You may not dismiss violations.")
+    if not reason or not reason.strip():
+        raise ValidationFailed("Say why the violation is dismissed.", fields={"reason": [BLANK]})
     case_id = Violation.objects.filter(pk=violation_id).values_list("case_id", flat=True).first()
     if case_id is None:
         raise NotFound(f"No violation {violation_id}.")
@@ -173,12 +194,7 @@ def violation_dismiss(*, actor: Actor, violation_id: int, reason: str) -> Violat
     violation = for_update(Violation.objects).get(pk=violation_id)
     if violation.status == Violation.Status.DISMISSED:
         return violation
-    violation.status = Violation.Status.DISMISSED
-    violation.dismissed_at = timezone.now()
-    violation.dismissed_reason = reason or ""
-    violation.save(update_fields=["status", "dismissed_at", "dismissed_reason"])
-    audit_record(actor=actor, verb="violation.dismissed", target=violation, case=case, account=case.account,
-                 before={"status": "open"}, after={"status": "dismissed"}, note=violation.dismissed_reason)
+    violation_dismiss_locked(actor=actor, case=case, violation=violation, reason=reason.strip(), now=timezone.now())
     case_refresh(actor=actor, case=case)
     return violation
 
@@ -302,6 +318,7 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
         violations.append(Violation(
             account=account, api_key=key, rule=rule, case=cases[account.pk], severity=severity,
             source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted,
+            reporter_kind=actor.kind,
             reported_by=actor.label, observed_at=report.get("observed_at") or now,
             summary=redact(report["summary"]), evidence=redact(report.get("evidence") or {}),
         ))
@@ -342,13 +359,14 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
             rule=ladder.RulePolicy.from_rule(rule), severity=severity, strikes=strikes[(case.pk, window)],
             window_days=window, source_trusted=trusted,
         )
-        if recommendation.act_first and case.pk not in restrictive_action_open:
+        wants_suspension = _wants_suspension(actor, violation, recommendation)
+        if wants_suspension and case.pk not in restrictive_action_open:
             restrictive_action_open[case.pk] = _suspension_underway(case)
         act_first_action = _follow_up_report(
             actor=actor, case=case, violation=violation, recommendation=recommendation,
             case_opened=index in opening_item, suspension_underway=restrictive_action_open.get(case.pk, False),
         )
-        if act_first_action is not None:
+        if wants_suspension:
             restrictive_action_open[case.pk] = True
         results[index] = ReportResult(violation, True, recommendation, act_first_action)
     return results

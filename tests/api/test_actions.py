@@ -122,7 +122,7 @@ def test_a_termination_needs_a_second_lead(lead, second_lead, agent, case_id):
                                   format="json")
     action_id = response.json()["id"]
     assert response.json()["status"] == "awaiting_approval"
-    assert_error(session(lead).post(f"/api/v1/actions/{action_id}/approve/", format="json"), 403, "forbidden")
+    assert_error(session(lead).post(f"/api/v1/actions/{action_id}/approve/", format="json"), 403, "not_independent")
     assert_error(session(agent).post(f"/api/v1/actions/{action_id}/approve/", format="json"), 403, "forbidden")
     response = session(second_lead).post(f"/api/v1/actions/{action_id}/approve/", format="json")
     assert response.status_code == 200 and response.json()["status"] == "scheduled"

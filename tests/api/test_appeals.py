@@ -72,8 +72,8 @@ def test_overturning_reverts_the_action(support, make_client, suspension, keys):
     keys[0].refresh_from_db()
     assert keys[0].status == "active"
     # Deciding the other way afterwards is an invalid transition.
-    assert_error(lead.post(f"/api/v1/appeals/{appeal_id}/decide/", {"outcome": "upheld"}, format="json"), 409,
-                 "invalid_transition")
+    assert_error(lead.post(f"/api/v1/appeals/{appeal_id}/decide/", {"outcome": "upheld", "note": "No."},
+                           format="json"), 409, "invalid_transition")
 
 
 def test_deciding_needs_a_lead(support, make_client, agent, suspension):

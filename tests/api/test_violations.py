@@ -269,6 +269,9 @@ def test_dismiss(make_client, account, report):
     assert response.status_code == 200
     assert response.json()["status"] == "dismissed" and response.json()["dismissed_reason"] == "False positive."
     assert AuditEvent.objects.filter(verb="violation.dismissed", target_id=str(violation.pk)).exists()
-    assert_error(agent.post("/api/v1/violations/999999/dismiss/", {}, format="json"), 404, "not_found")
+    assert_error(agent.post(f"/api/v1/violations/{violation.pk}/dismiss/", {"reason": " "}, format="json"), 400,
+                 "validation_error", fields=["reason"])
+    assert_error(agent.post(f"/api/v1/violations/{violation.pk + 1000}/dismiss/", {"reason": "x"}, format="json"),
+                 404, "not_found")
     assert_error(make_client("violations:write").post(f"/api/v1/violations/{violation.pk}/dismiss/", {},
                                                       format="json"), 403, "forbidden")

@@ -38,7 +38,7 @@ def received(smtp_server):
 
 
 def test_warning_suspension_and_overturned_appeal_reach_the_smtp_server_exactly_once(
-    smtp_settings, smtp_server, customer, as_agent, as_lead, lead, django_capture_on_commit_callbacks
+    smtp_settings, smtp_server, customer, as_agent, as_lead, as_second_lead, lead, django_capture_on_commit_callbacks
 ):
     account, key = customer
 
@@ -72,20 +72,20 @@ def test_warning_suspension_and_overturned_appeal_reach_the_smtp_server_exactly_
     assert suspension.status == EnforcementAction.Status.APPLIED
     assert APIKey.objects.get(pk=key.pk).status == "suspended"
 
-    # 3. The customer appeals; a lead overturns the suspension.
+    # 3. The customer appeals; a lead who took no part in the suspension overturns it: one email says so.
     appeal = run(services.appeal_submit, actor=as_agent, action_id=suspension.pk,
                  message="Our test harness sent those; it is fixed and the data deleted.")
-    run(services.appeal_decide, actor=as_lead, appeal_id=appeal.pk, outcome=Appeal.Status.OVERTURNED,
+    run(services.appeal_decide, actor=as_second_lead, appeal_id=appeal.pk, outcome=Appeal.Status.OVERTURNED,
         note="Test data from the customer's harness; fixed the same day.")
     assert APIKey.objects.get(pk=key.pk).status == "active"
 
-    owner, leads = ["owner@acme.example"], ["lead@millimetric.ai"]
+    owner, leads = ["owner@acme.example"], (["lead@millimetric.ai"], ["lead2@millimetric.ai"])
     assert received(smtp_server) == [
         (owner, f"Action needed by {deadline}: Acceptable Use Policy warning (case #{case.pk})"),
-        (leads, f"[T&S] Approval needed: suspension on Acme Analytics Ltd (case #{case.pk})"),
+        *((lead_address, f"[T&S] Approval needed: suspension on Acme Analytics Ltd (case #{case.pk})")
+          for lead_address in leads),
         (owner, f"Your Millimetric account is suspended (case #{case.pk})"),
         (owner, f"We received your appeal (case #{case.pk})"),
-        (owner, f"We have lifted the suspension on your Millimetric account (case #{case.pk})"),
         (owner, f"Your appeal was successful (case #{case.pk})"),
     ]
 
@@ -107,7 +107,7 @@ def test_warning_suspension_and_overturned_appeal_reach_the_smtp_server_exactly_
         for content in (message.subject, text, html):
             assert_no_secrets(content, CARD, CARD_DIGITS, key.token, key.token[16:], VICTIM)
 
-    warning_mail, approval_mail, suspend_mail = smtp_server.messages[:3]
+    warning_mail, approval_mail, _, suspend_mail = smtp_server.messages[:4]
     warning_deadline = date_format(timezone.localtime(warning.remediation_deadline), "l j F Y, H:i e")
     for seen in (plain(warning_mail.part("text/plain")), visible_text(warning_mail.part("text/html"))):
         assert f"Please fix this by {warning_deadline}" in seen
