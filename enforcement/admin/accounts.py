@@ -12,8 +12,9 @@ from django.utils.html import format_html
 from accounts.models import Account, APIKey, KeyStatus
 from accounts.tokens import PREFIX_LENGTH, kind_of
 from enforcement.actors import WORK_CASE
-from enforcement.admin_filters import ReadOnlyModelAdmin, severity_badge, sla_html, status_badge
-from enforcement.admin_permissions import actor_for
+from enforcement.admin.base import ReadOnlyModelAdmin
+from enforcement.admin.buttons import actor_for
+from enforcement.admin.display import severity_badge, sla_html, status_badge
 from enforcement.models import ActionKind, Case
 from enforcement.selectors import account_standing
 
