@@ -1,10 +1,12 @@
-"""The approvals and appeals queues, and the front page's counts of the team's day."""
+"""The approvals and appeals queues, the front page's counts of the team's day, and the console's site."""
 
 from datetime import timedelta
 
+from django.contrib import admin
 from django.utils import timezone
 
 from enforcement import services
+from enforcement.admin.site import ConsoleAdminSite
 from enforcement.models import ActionStatus, Appeal, Case, EnforcementAction
 from tests.admin.conftest import messages_of, report
 
@@ -94,3 +96,13 @@ def test_the_front_page_shows_the_team_day(agent_client, agent, auditor_client, 
 
     assert "team_day" in auditor_client.get("/admin/").context
     assert "team_day" not in outsider_client.get("/admin/").context
+
+
+def test_every_model_of_the_console_is_registered_on_its_site():
+    """The site's class lives in the package whose modules register the ModelAdmins (see config.apps)."""
+    assert isinstance(admin.site, ConsoleAdminSite)
+    assert {model._meta.label for model in admin.site._registry} == {
+        "auth.Group", "auth.User", "accounts.Account", "accounts.APIKey", "enforcement.Appeal",
+        "enforcement.AuditEvent", "enforcement.Case", "enforcement.EnforcementAction", "enforcement.Notification",
+        "enforcement.Rule", "enforcement.ServiceToken", "enforcement.Violation",
+    }
