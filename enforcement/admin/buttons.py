@@ -9,14 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from enforcement.actors import (
-    APPROVE_ACTION,
-    DECIDE_APPEAL,
-    PROPOSE_ACTION,
-    SUBMIT_APPEAL,
-    WORK_CASE,
-    Actor,
-)
+from enforcement.actors import APPROVE_ACTION, DECIDE_APPEAL, SUBMIT_APPEAL, Actor
 from enforcement.models import ActionStatus, Appeal, Case, EnforcementAction
 from enforcement.rights import is_own_termination, may_cancel, may_undo
 from enforcement.transitions import ACTION_TRANSITIONS, can_transition
@@ -31,12 +24,6 @@ def actor_for(request) -> Actor:
         actor = Actor.for_user(request.user)
         request._console_actor = actor
     return actor
-
-
-
-
-
-
 
 
 def role_allows(actor: Actor, action: EnforcementAction, verb: str) -> bool:
@@ -90,16 +77,6 @@ def action_verbs(actor: Actor, action: EnforcementAction, *, case: Case, now: da
     if "approve" in verbs and is_own_termination(actor, action):
         verbs.remove("approve")  # a termination needs a second lead
     return verbs
-
-
-
-
-def can_work_case(actor: Actor) -> bool:
-    return actor.can(WORK_CASE)
-
-
-def can_propose(actor: Actor) -> bool:
-    return actor.can(PROPOSE_ACTION)
 
 
 def can_decide_appeal(actor: Actor) -> bool:
