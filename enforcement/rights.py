@@ -52,6 +52,3 @@ def may_cancel(actor: Actor, action: EnforcementAction) -> bool:
     """Whoever may undo it, and anyone who may propose cancelling their own request."""
     return may_undo(actor, action) or (is_own_request(actor, action) and actor.can(PROPOSE_ACTION))
 
-
-def is_own_termination(actor: Actor, action: EnforcementAction) -> bool:  # TEMPORARY until the admin asks check_approve
-    return action.kind == ActionKind.TERMINATE and is_own_request(actor, action)

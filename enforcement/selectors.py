@@ -8,10 +8,9 @@ from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
-from enforcement.ladder import RUNGS
 from enforcement.models import Appeal, AuditEvent, Case, Comment, EnforcementAction, Notification, Violation
 from enforcement.services.recommendations import strikes_for
-from enforcement.transitions import IN_FORCE, PENDING
+from enforcement.transitions import IN_FORCE
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,8 @@ def case_detail_queryset() -> QuerySet[Case]:
         Prefetch("violations", queryset=Violation.objects.select_related("rule", "api_key").order_by("reported_at")),
         Prefetch(
             "actions",
-            queryset=EnforcementAction.objects.select_related("appeal").prefetch_related("keys").order_by("created_at"),
+            queryset=EnforcementAction.objects.select_related("appeal", "requested_by_token", "approved_by_token")
+            .prefetch_related("keys").order_by("created_at"),
         ),
         Prefetch("notifications", queryset=Notification.objects.order_by("created_at")),
         Prefetch("comments", queryset=Comment.objects.order_by("created_at")),
@@ -85,33 +85,22 @@ def account_standing(account: Account, *, now: datetime | None = None) -> dict:
     }
 
 
-def case_queue(*, now: datetime | None = None) -> QuerySet[Case]:
-    """Open cases awaiting review, overdue first, then by deadline and severity; reviewed ones last."""
-    return (
-        Case.objects.open()
-        .select_related("account", "assignee")
-        .order_by(F("review_due_at").asc(nulls_last=True), "-severity_rank")
-    )
+# The case queue: cases awaiting review by deadline (so overdue first), the most severe first within one
+# deadline; reviewed cases (no deadline) last.
+CASE_QUEUE_ORDERING = (F("review_due_at").asc(nulls_last=True), "-severity_rank", "-id")
 
 
 def approvals_queue() -> QuerySet[EnforcementAction]:
+    """Actions awaiting a lead: by approval deadline, then the case's severity, then age."""
     return (
         EnforcementAction.objects.filter(status=EnforcementAction.Status.AWAITING_APPROVAL)
         .select_related("case", "account")
-        .order_by("created_at")
+        .order_by(F("approval_due_at").asc(nulls_last=True), "-case__severity_rank", "created_at")
     )
 
 
 def appeals_queue() -> QuerySet[Appeal]:
+    """Appeals awaiting a lead: by decision deadline, then the case's severity, then age."""
     return Appeal.objects.filter(status=Appeal.Status.PENDING).select_related("action", "case__account").order_by(
-        "submitted_at"
+        F("due_at").asc(nulls_last=True), "-case__severity_rank", "submitted_at"
     )
-
-
-def action_covering(actions, kind: str) -> EnforcementAction | None:
-    """An action, pending or in force, at this rung of the ladder or above: proposing ``kind`` would add nothing."""
-    rung = RUNGS.index(kind)
-    return next(
-        (a for a in actions if a.status in {*PENDING, *IN_FORCE} and RUNGS.index(a.kind) >= rung), None
-    )
-

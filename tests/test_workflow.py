@@ -663,9 +663,10 @@ def test_escalation_by_the_system_is_not_a_review(account, keys, as_detector, as
 
 
 def test_the_queue_puts_cases_awaiting_review_first(as_detector, as_agent):
-    from enforcement.selectors import case_queue
+    from enforcement.selectors import CASE_QUEUE_ORDERING
 
     reviewed = report(as_detector, AccountFactory(), external_id="a", severity="critical").violation.case
     services.action_propose(actor=as_agent, case_id=reviewed.pk, kind="warning", reason="x")
     waiting = report(as_detector, AccountFactory(), external_id="b", severity="low").violation.case
-    assert list(case_queue().values_list("pk", flat=True)) == [waiting.pk, reviewed.pk]
+    queue_order = Case.objects.open().order_by(*CASE_QUEUE_ORDERING)  # the admin's queue orders by this
+    assert list(queue_order.values_list("pk", flat=True)) == [waiting.pk, reviewed.pk]

@@ -30,7 +30,7 @@ from enforcement.services.actions import (
     check_revert,
     covering_action,
 )
-from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_submit
+from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_decide, check_appeal_submit
 from enforcement.services.cases import CASE_FIELDS, case_assign, case_comment, case_refresh, case_resolve
 from enforcement.services.inventory import account_get, account_upsert, key_revoke, key_upsert
 from enforcement.services.key_state import (
@@ -50,7 +50,8 @@ __all__ = [
     "account_get", "account_keys_recompute", "account_upsert", "act_first_suspend", "action_apply",
     "action_approve", "action_cancel", "action_confirm", "action_expire", "action_propose",
     "action_record_failure", "action_retry", "action_revert", "all_keys_recompute", "appeal_decide",
-    "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_submit",
+    "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_decide",
+    "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
     "escalate_overdue_warnings", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
     "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from enforcement import services
-from enforcement.admin_permissions import ACTION_VERBS, action_verbs, role_allows
+from enforcement.admin.buttons import ACTION_VERBS, action_verbs, role_allows
 from enforcement.errors import Forbidden, ServiceError
 from enforcement.models import ActionKind, ActionStatus, Appeal, EnforcementAction
 from tests.admin.conftest import report

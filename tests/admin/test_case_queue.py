@@ -167,7 +167,7 @@ def test_the_queue_makes_the_same_number_of_queries_for_5_and_50_cases(
 
 
 def test_the_queue_never_counts_the_whole_table(agent_client, make_account, as_detector, settings):
-    from enforcement.admin_filters import CappedCountPaginator
+    from enforcement.admin.filters import CappedCountPaginator
 
     make_cases(make_account, as_detector, 7)
     original = CappedCountPaginator.cap

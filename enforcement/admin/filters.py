@@ -1,6 +1,5 @@
-"""The case queue's filters, a paginator that never counts a huge table, and small display helpers."""
-
-from datetime import datetime
+"""The console's list filters (the case queue's, the outbox's, the audit log's) and a paginator that never
+counts a huge table."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -8,8 +7,8 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
 
+from enforcement import notifications
 from enforcement.actors import ROLE_AGENT, ROLE_LEAD
 from enforcement.models import (
     OPEN_CASE_STATUSES,
@@ -36,50 +35,6 @@ class CappedCountPaginator(Paginator):
         return min(counted, self.cap)
 
     capped = False
-
-
-# --------------------------------------------------------------------------- display helpers
-
-
-def _span(delta_seconds: float) -> str:
-    minutes = int(abs(delta_seconds) // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m"
-
-
-def sla_state(due: datetime | None, *, now: datetime, closed: bool = False) -> tuple[str, str]:
-    """(text, tone) for a review deadline: "overdue 1h 05m" / "due in 3h 20m" / "reviewed"."""
-    if closed:
-        return "-", "muted"
-    if due is None:
-        return "reviewed", "muted"  # staff acted on the case: its deadline was met
-    seconds = (due - now).total_seconds()
-    if seconds < 0:
-        return f"overdue {_span(seconds)}", "overdue"
-    return f"due in {_span(seconds)}", "soon" if seconds < 3600 else "ok"
-
-
-def sla_html(due: datetime | None, *, now: datetime, closed: bool = False):
-    text, tone = sla_state(due, now=now, closed=closed)
-    if tone == "muted":
-        return format_html('<span class="sla sla-muted">{}</span>', text)
-    return format_html(
-        '<time class="sla sla-{}" datetime="{}" data-due="{}" title="{}">{}</time>',
-        tone, due.isoformat(), due.isoformat(), f"{due:%Y-%m-%d %H:%M} UTC", text,
-    )
-
-
-def severity_badge(severity: str):
-    return format_html('<span class="sev sev-{}">{}</span>', severity, Severity(severity).label)
-
-
-def status_badge(status: str, label: str):
-    return format_html('<span class="state state-{}">{}</span>', status, label)
 
 
 # --------------------------------------------------------------------------- case queue filters
@@ -228,23 +183,29 @@ class AppealedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyModelAdmin(admin.ModelAdmin):
-    """Rows that change only through the services: listed and shown, never added, edited or deleted here.
+# --------------------------------------------------------------------------- outbox and audit log filters
 
-    Lists are built for big tables: no full COUNT(*), no per-filter counts.
-    """
 
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
-    list_per_page = 50
+class TemplateFilter(admin.SimpleListFilter):
+    title = "template"
+    parameter_name = "template"
 
-    def has_add_permission(self, request):
-        return False
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in notifications.TEMPLATES]
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def queryset(self, request, queryset):
+        return queryset.filter(template=self.value()) if self.value() else queryset
 
-    def has_delete_permission(self, request, obj=None):
-        return False
 
+class VerbFamilyFilter(admin.SimpleListFilter):
+    title = "what"
+    parameter_name = "family"
+    FAMILIES = ["case", "violation", "action", "appeal", "notification", "account", "key", "rule", "service_token"]
+
+    def lookups(self, request, model_admin):
+        return [(family, family.replace("_", " ")) for family in self.FAMILIES]
+
+    def queryset(self, request, queryset):
+        if self.value() in self.FAMILIES:
+            return queryset.filter(verb__startswith=f"{self.value()}.")
+        return queryset

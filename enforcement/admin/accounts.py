@@ -11,10 +11,12 @@ from django.utils.html import format_html
 
 from accounts.models import Account, APIKey, KeyStatus
 from accounts.tokens import PREFIX_LENGTH, kind_of
+from enforcement import services
 from enforcement.actors import WORK_CASE
-from enforcement.admin_filters import ReadOnlyModelAdmin, severity_badge, sla_html, status_badge
-from enforcement.admin_permissions import actor_for
-from enforcement.models import ActionKind, Case
+from enforcement.admin.base import ReadOnlyModelAdmin
+from enforcement.admin.buttons import actor_for
+from enforcement.admin.display import severity_badge, sla_html, status_badge
+from enforcement.models import Case
 from enforcement.selectors import account_standing
 
 RECENT_CASES = 20
@@ -25,17 +27,8 @@ class ReadOnlyInventoryAdmin(ReadOnlyModelAdmin):
 
 
 def key_imposed_by(keys, active_actions) -> dict[int, list]:
-    """For each key, the actions in force that restrict it (account-wide ones restrict every key).
-    A warning restricts nothing."""
-    imposed = {key.pk: [] for key in keys}
-    for action in active_actions:
-        if action.kind == ActionKind.WARNING:
-            continue
-        named = {key.pk for key in action.keys.all()}
-        for key in keys:
-            if not named or key.pk in named:
-                imposed[key.pk].append(action)
-    return imposed
+    """For each key, the actions in force that restrict it, as the key state service reads them."""
+    return {key.pk: [action for action in active_actions if services.restricts_key(action, key.pk)] for key in keys}
 
 
 def edge_states(keys) -> tuple[dict[int, object], str | None]:

@@ -1,0 +1,143 @@
+"""Enforcement actions: their list, the approvals queue, and the buttons that move one action along
+(approve, confirm, cancel, revert, retry, appeal)."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from enforcement import services
+from enforcement.admin.base import WorkflowAdmin, admin_context, call_service, next_url, post_only, queue_page, require
+from enforcement.admin.buttons import ACTION_VERBS, action_verbs, actor_for, approval_note, role_allows
+from enforcement.admin.display import account_link, case_link, case_url, status_badge
+from enforcement.admin.forms import AppealSubmitForm, ReasonForm
+from enforcement.models import EnforcementAction
+from enforcement.selectors import approvals_queue
+
+
+@admin.register(EnforcementAction)
+class EnforcementActionAdmin(WorkflowAdmin):
+    list_display = ("action_label", "status_col", "case_col", "account_col", "requested_by_label",
+                    "approved_by_label", "created_at", "applied_at", "expires_at")
+    list_filter = ("status", "kind", "act_first", "overturned")
+    list_select_related = ("case", "account")
+    search_fields = ("=account__public_id", "=case__id")
+    search_help_text = "Account id or case number."
+    ordering = ("-pk",)  # newest first; the primary key index serves it
+
+    @admin.display(description="Action", ordering="pk")
+    def action_label(self, action):
+        return f"{action.get_kind_display()} #{action.pk}" + (" (act first)" if action.act_first else "")
+
+    @admin.display(description="Status", ordering="status")
+    def status_col(self, action):
+        return status_badge(action.status, action.get_status_display())
+
+    @admin.display(description="Case", ordering="case_id")
+    def case_col(self, action):
+        return case_link(action.case_id)
+
+    @admin.display(description="Account")
+    def account_col(self, action):
+        return account_link(action.account)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lstrip("#")
+        if not term:
+            return queryset, False
+        condition = Q(account__public_id=term)
+        if term.isdigit():
+            condition |= Q(case_id=int(term)) | Q(pk=int(term))
+        return queryset.filter(condition), False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return self.redirect_to_case(request, object_id, "action")
+
+    def get_urls(self):
+        transition = self.wrap(action_transition)
+        return [
+            path("approvals/", self.wrap(approvals_page), name="enforcement_enforcementaction_approvals"),
+            *(
+                path(f"<int:action_id>/{verb}/", transition, {"verb": verb},
+                     name="enforcement_enforcementaction_transition")
+                for verb in ACTION_VERBS
+            ),
+            *super().get_urls(),
+        ]
+
+
+def approvals_page(model_admin, request):
+    """Actions awaiting a lead's approval, oldest first."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    actor = actor_for(request)
+    now = timezone.now()
+    page = queue_page(request, approvals_queue().select_related("case__account"))
+    rows = [
+        {
+            "action": action,
+            "verbs": action_verbs(actor, action, case=action.case, now=now),
+            "approval_note": approval_note(actor, action),
+            "waiting": now - action.created_at,
+        }
+        for action in page.object_list
+    ]
+    context = admin_context(model_admin, request, title="Approvals queue", page=page, rows=rows,
+                            is_lead=actor.can("approve_action"))
+    return TemplateResponse(request, "admin/enforcement/approvals_queue.html", context)
+
+
+# --------------------------------------------------------------------------- action buttons
+
+ACTION_SUCCESS = {
+    "approve": "{kind} #{pk} approved: {status}.",
+    "confirm": "Act-first {kind} #{pk} confirmed.",
+    "cancel": "{kind} #{pk} cancelled.",
+    "revert": "{kind} #{pk} reverted; the keys keep only what other actions impose.",
+    "retry": "{kind} #{pk} rescheduled: {status}.",
+}
+
+
+@post_only
+def action_transition(model_admin, request, action_id: int, verb: str):
+    action = EnforcementAction.objects.filter(pk=action_id).first()
+    if action is None:
+        messages.error(request, f"No action {action_id}.")
+        return HttpResponseRedirect(next_url(request, reverse("admin:enforcement_case_changelist")))
+    actor = actor_for(request)
+    # The same role check the service makes: someone without it cannot reach the button's URL.
+    require(request, role_allows(actor, action, verb))
+    back = next_url(request, case_url(action.case_id))
+    if verb == "appeal":
+        form = AppealSubmitForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "An appeal needs the customer's message.")
+            return HttpResponseRedirect(back)
+        call_service(
+            request,
+            lambda: services.appeal_submit(actor=actor, action_id=action_id, message=form.cleaned_data["message"]),
+            lambda appeal: f"Appeal #{appeal.pk} recorded; it waits for a lead's decision.",
+        )
+        return HttpResponseRedirect(back)
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    reason = form.cleaned_data.get("reason", "")
+    calls = {
+        "approve": lambda: services.action_approve(actor=actor, action_id=action_id),
+        "confirm": lambda: services.action_confirm(actor=actor, action_id=action_id, note=reason),
+        "cancel": lambda: services.action_cancel(actor=actor, action_id=action_id, reason=reason),
+        "revert": lambda: services.action_revert(actor=actor, action_id=action_id, reason=reason),
+        "retry": lambda: services.action_retry(actor=actor, action_id=action_id),
+    }
+
+    def done(result: EnforcementAction) -> str:
+        result.refresh_from_db(fields=["status"])  # the apply task may already have run
+        return ACTION_SUCCESS[verb].format(
+            kind=result.get_kind_display(), pk=result.pk, status=result.get_status_display().lower()
+        )
+
+    call_service(request, calls[verb], done)
+    return HttpResponseRedirect(back)

@@ -1,0 +1,429 @@
+"""The case queue (filters, search, bulk assignment and proposals), the case page with the whole story
+on one timeline, and its case-level buttons: propose, assign, comment, resolve."""
+
+import json
+from collections import defaultdict
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Q
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
+
+from accounts.models import APIKey
+from accounts.tokens import PREFIX_LENGTH, kind_of
+from enforcement import services
+from enforcement.actors import DECIDE_APPEAL, PROPOSE_ACTION, WORK_CASE
+from enforcement.admin.base import (
+    MAX_BULK,
+    WorkflowAdmin,
+    admin_context,
+    call_service,
+    error_text,
+    form_error_text,
+    next_url,
+    post_only,
+    require,
+)
+from enforcement.admin.buttons import action_verbs, actor_for, approval_note
+from enforcement.admin.display import account_link, case_url, severity_badge, sla_html, sla_state, status_badge
+from enforcement.admin.filters import (
+    AppealedFilter,
+    AssigneeFilter,
+    AwaitingFilter,
+    CaseStatusFilter,
+    OverdueFilter,
+    RuleFilter,
+    SeverityFilter,
+    assignable_staff,
+)
+from enforcement.admin.forms import AssignForm, CommentForm, ProposeForm, ResolveForm
+from enforcement.errors import Conflict, ServiceError
+from enforcement.models import ActionKind, ActionStatus, Case, EnforcementAction, Notification, Violation
+from enforcement.rights import requires_approval
+from enforcement.selectors import CASE_QUEUE_ORDERING, account_standing, case_detail_queryset, case_timeline
+
+# --------------------------------------------------------------------------- the case queue
+
+
+class CaseChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        attach_rule_counts(self.result_list)
+
+
+def attach_rule_counts(cases: list[Case]) -> None:
+    """One query for the rules of every case on the page (not one per row)."""
+    counts: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    rows = (
+        Violation.objects.filter(case_id__in=[case.pk for case in cases])
+        .values_list("case_id", "rule__code")
+        .annotate(n=Count("id"))
+        .order_by("case_id", "rule__code")
+    )
+    for case_id, code, n in rows:
+        counts[case_id].append((code, n))
+    for case in cases:
+        case.rule_counts = counts.get(case.pk, [])
+
+
+@admin.register(Case)
+class CaseAdmin(WorkflowAdmin):
+    list_display = ("case_number", "severity_col", "status_col", "account_col", "rules_col", "assignee_col",
+                    "sla_col", "opened_col")
+    list_display_links = ("case_number",)
+    list_filter = (CaseStatusFilter, SeverityFilter, RuleFilter, AssigneeFilter, OverdueFilter, AwaitingFilter,
+                   AppealedFilter)
+    list_select_related = ("account", "assignee")
+    ordering = CASE_QUEUE_ORDERING
+    search_fields = ("account__public_id",)
+    search_help_text = "Account id (acct_...), account email, key prefix (sk_live_...) or case number."
+    actions = ["assign_to_me", "assign_to", "propose_recommendation"]
+    change_list_template = "admin/enforcement/case/change_list.html"
+
+    def get_changelist(self, request, **kwargs):
+        return CaseChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        actor = actor_for(request)
+        extra = {"title": "Case queue", "may_work": actor.can(WORK_CASE), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(account__public_id=term) | Q(account__public_id__startswith=term)
+        if term.lstrip("#").isdigit():
+            condition |= Q(pk=int(term.lstrip("#")))
+        if "@" in term:
+            condition |= Q(account__email__iexact=term)
+        elif len(term) >= 3:
+            condition |= Q(account__email__istartswith=term)
+        if kind_of(term):
+            keys = APIKey.objects.filter(account_id=OuterRef("account_id"), prefix__startswith=term[:PREFIX_LENGTH])
+            condition |= Q(Exists(keys))
+        return queryset.filter(condition), False
+
+    # -- columns (the admin instance is shared between requests: nothing per request is kept on it)
+    @admin.display(description="Case", ordering="pk")
+    def case_number(self, case):
+        return f"#{case.pk}"
+
+    @admin.display(description="Severity", ordering="severity_rank")
+    def severity_col(self, case):
+        return severity_badge(case.severity)
+
+    @admin.display(description="Status", ordering="status")
+    def status_col(self, case):
+        flags = mark_safe(' <span class="flag flag-review">act-first review</span>') if case.needs_lead_review else ""
+        return format_html("{}{}", status_badge(case.status, case.get_status_display()), flags)
+
+    @admin.display(description="Account", ordering="account__public_id")
+    def account_col(self, case):
+        return format_html("{}<div class=\"quiet\">{}</div>", account_link(case.account), case.account.name)
+
+    @admin.display(description="Rules")
+    def rules_col(self, case):
+        counts = getattr(case, "rule_counts", [])
+        return format_html_join(
+            " ", '<span class="rule">{}{}</span>',
+            ((code, f" \u00d7{n}" if n > 1 else "") for code, n in counts),
+        ) or "-"
+
+    @admin.display(description="Assignee", ordering="assignee__username")
+    def assignee_col(self, case):
+        if case.assignee_id:
+            return case.assignee.get_username()
+        return mark_safe('<span class="quiet">unassigned</span>')
+
+    @admin.display(description="Review SLA", ordering="review_due_at")
+    def sla_col(self, case):
+        return sla_html(case.review_due_at, now=timezone.now(), closed=case.status == Case.Status.CLOSED)
+
+    @admin.display(description="Opened", ordering="opened_at")
+    def opened_col(self, case):
+        return f"{timesince(case.opened_at).split(',')[0]} ago"
+
+    # -- bulk actions
+    def _selected_ids(self, request, queryset) -> list[int] | None:
+        ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_BULK + 1])
+        if len(ids) > MAX_BULK:
+            messages.error(request, f"Select at most {MAX_BULK} cases at a time.")
+            return None
+        return ids
+
+    def _assign(self, request, ids: list[int], assignee_id: int | None) -> None:
+        actor = actor_for(request)
+        done, errors = 0, []
+        for case_id in ids:
+            try:
+                services.case_assign(actor=actor, case_id=case_id, assignee_id=assignee_id)
+                done += 1
+            except ServiceError as exc:
+                errors.append(f"#{case_id}: {error_text(exc)}")
+        if done:
+            messages.success(request, f"{done} case(s) assigned.")
+        for error in errors[:10]:
+            messages.error(request, error)
+
+    @admin.action(description="Assign to me", permissions=["work_case"])
+    def assign_to_me(self, request, queryset):
+        ids = self._selected_ids(request, queryset)
+        if ids is not None:
+            self._assign(request, ids, request.user.pk)
+
+    @admin.action(description="Assign to...", permissions=["work_case"])
+    def assign_to(self, request, queryset):
+        ids = self._selected_ids(request, queryset)
+        if ids is None:
+            return None
+        if "apply" in request.POST:
+            raw = request.POST.get("assignee", "")
+            if raw != "" and not raw.isdigit():
+                messages.error(request, "Choose someone to assign the cases to.")
+                return None
+            self._assign(request, ids, int(raw) if raw else None)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Assign cases",
+            "cases": Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at")[:50],
+            "count": len(ids),
+            "staff": assignable_staff(),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/enforcement/case/assign_intermediate.html", context)
+
+    @admin.action(description="Propose the ladder's recommendation", permissions=["propose_action"])
+    def propose_recommendation(self, request, queryset):
+        ids = self._selected_ids(request, queryset)
+        if ids is None:
+            return
+        actor = actor_for(request)
+        proposed, skipped, errors = [], [], []
+        for case in Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at"):
+            try:
+                action = services.action_propose(actor=actor, case_id=case.pk, kind=None, reason="")
+            except Conflict as exc:  # an action already covers it (services.covering_action)
+                skipped.append(f"#{case.pk} ({exc.message})")
+            except ServiceError as exc:
+                errors.append(f"#{case.pk}: {error_text(exc)}")
+            else:
+                proposed.append(f"#{case.pk} {action.kind} ({action.get_status_display().lower()})")
+        if proposed:
+            messages.success(request, f"Proposed on {len(proposed)} case(s): {', '.join(proposed[:20])}.")
+        if skipped:
+            messages.info(request, f"Skipped {len(skipped)}: {', '.join(skipped[:20])}.")
+        for error in errors[:10]:
+            messages.error(request, error)
+
+    # -- the case page and its buttons
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return case_page(self, request, object_id)
+
+    def get_urls(self):
+        return [
+            path("<int:case_id>/propose/", self.wrap(case_propose), name="enforcement_case_propose"),
+            path("<int:case_id>/assign/", self.wrap(case_assign), name="enforcement_case_assign"),
+            path("<int:case_id>/comment/", self.wrap(case_comment), name="enforcement_case_comment"),
+            path("<int:case_id>/resolve/", self.wrap(case_resolve), name="enforcement_case_resolve"),
+            *super().get_urls(),
+        ]
+
+
+# --------------------------------------------------------------------------- the case page
+
+TIMELINE_KINDS = [
+    ("violation", "Violations"),
+    ("action", "Actions"),
+    ("notification", "Emails"),
+    ("comment", "Comments"),
+    ("appeal", "Appeals"),
+    ("audit", "Audit"),
+]
+
+
+def _audit_changes(event) -> list[dict]:
+    """What an audit event changed: the fields whose value differs (all of them for a creation)."""
+    before, after = event.before or {}, event.after or {}
+    return [
+        {"name": name, "before": before.get(name), "after": after.get(name), "created": name not in before}
+        for name in dict.fromkeys([*before, *after])
+        if name not in before or before.get(name) != after.get(name)
+    ]
+
+
+def case_page_context(request, case: Case) -> dict:
+    """Everything on the case page, from a case loaded with ``case_detail_queryset``: a fixed number of
+    queries whatever the number of violations, actions, emails, comments or audit events."""
+    actor = actor_for(request)
+    now = timezone.now()
+    is_open = case.status != Case.Status.CLOSED
+    may_work = actor.can(WORK_CASE) and is_open
+    actions_by_id = {action.pk: action for action in case.actions.all()}
+    rows = []
+    for entry in case_timeline(case):
+        row = {"entry": entry, "kind": entry.kind, "obj": entry.obj}
+        if entry.kind == "violation":
+            row["evidence"] = json.dumps(entry.obj.evidence, indent=2, sort_keys=True) if entry.obj.evidence else ""
+            row["can_dismiss"] = may_work and entry.obj.status == Violation.Status.OPEN
+        elif entry.kind == "notification":
+            row["can_resend"] = actor.can(WORK_CASE) and entry.obj.status == Notification.Status.FAILED
+        elif entry.kind == "appeal":
+            refusal = services.check_appeal_decide(actor, entry.obj, actions_by_id[entry.obj.action_id])
+            row["can_decide"] = refusal is None
+            row["decide_refusal"] = refusal.message if refusal and actor.can(DECIDE_APPEAL) else ""
+        elif entry.kind == "audit":
+            row["changes"] = _audit_changes(entry.obj)
+        rows.append(row)
+
+    actions = sorted(case.actions.all(), key=lambda a: a.created_at, reverse=True)
+    action_rows = [
+        {
+            "action": action,
+            "verbs": action_verbs(actor, action, case=case, now=now),
+            "keys": [key.prefix for key in action.keys.all()],
+            "approval_note": approval_note(actor, action) if action.status == ActionStatus.AWAITING_APPROVAL else "",
+            "appeal": getattr(action, "appeal", None),
+        }
+        for action in actions
+    ]
+
+    recommendation = services.recommendation_for(case, now=now) if is_open else None
+    already = None
+    if recommendation and recommendation.kind:
+        already = services.covering_action(case=case, kind=recommendation.kind)
+    standing = account_standing(case.account, now=now)
+    sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
+    kinds = [
+        {"value": value, "label": label, "needs_approval": requires_approval(value, actor)}
+        for value, label in ActionKind.choices
+    ]
+    return {
+        "case": case,
+        "account": case.account,
+        "timeline": rows,
+        "timeline_kinds": TIMELINE_KINDS,
+        "action_rows": action_rows,
+        "recommendation": recommendation,
+        "recommendation_needs_approval": bool(recommendation and recommendation.kind
+                                              and requires_approval(recommendation.kind, actor)),
+        "already": already,
+        "standing": standing,
+        "sla_text": sla_text,
+        "sla_tone": sla_tone,
+        "kinds": kinds,
+        "is_open": is_open,
+        "may_work": may_work,
+        "may_propose": actor.can(PROPOSE_ACTION) and is_open,
+        "staff": list(assignable_staff()) if may_work else [],
+    }
+
+
+def case_page(model_admin, request, object_id: str):
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    case = case_detail_queryset().filter(pk=object_id).first() if str(object_id).isdigit() else None
+    if case is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.model._meta, str(object_id))
+    context = admin_context(
+        model_admin, request, title=f"Case #{case.pk}", original=case,
+        **case_page_context(request, case),
+    )
+    return TemplateResponse(request, "admin/enforcement/case/case_page.html", context)
+
+
+# --------------------------------------------------------------------------- case buttons
+
+
+@post_only
+def case_propose(model_admin, request, case_id: int):
+    actor = actor_for(request)
+    require(request, actor.can(PROPOSE_ACTION))
+    prefixes = request.POST.getlist("keys")
+    form = ProposeForm(request.POST, key_prefixes=prefixes)
+    if not form.is_valid():
+        messages.error(request, form_error_text(form))
+        return HttpResponseRedirect(next_url(request, case_url(case_id)))
+    data = form.cleaned_data
+
+    def done(action: EnforcementAction) -> str:
+        if action.status == ActionStatus.AWAITING_APPROVAL:
+            return f"{action.get_kind_display()} #{action.pk} proposed; it awaits a lead's approval."
+        return f"{action.get_kind_display()} #{action.pk} proposed; it is being applied to the keys."
+
+    call_service(
+        request,
+        lambda: services.action_propose(
+            actor=actor, case_id=case_id, kind=data["kind"] or None, reason=data["reason"],
+            key_prefixes=data["keys"] or None, rate_limit_per_minute=data["rate_limit_per_minute"],
+            ip_rate_limit_per_minute=data["ip_rate_limit_per_minute"], expires_at=data["expires_at"],
+            remediation_deadline=data["remediation_deadline"],
+        ),
+        done,
+    )
+    return HttpResponseRedirect(next_url(request, case_url(case_id)))
+
+
+@post_only
+def case_assign(model_admin, request, case_id: int):
+    actor = actor_for(request)
+    require(request, actor.can(WORK_CASE))
+    form = AssignForm(request.POST)
+    form.is_valid()
+    raw = form.cleaned_data.get("assignee", "")
+    if raw == "me":
+        assignee_id = request.user.pk
+    elif raw.isdigit():
+        assignee_id = int(raw)
+    elif raw == "":
+        assignee_id = None
+    else:
+        messages.error(request, "Choose someone to assign the case to.")
+        return HttpResponseRedirect(next_url(request, case_url(case_id)))
+    call_service(
+        request,
+        lambda: services.case_assign(actor=actor, case_id=case_id, assignee_id=assignee_id),
+        lambda case: f"Case #{case.pk} assigned to {case.assignee.get_username()}." if case.assignee_id
+        else f"Case #{case.pk} unassigned.",
+    )
+    return HttpResponseRedirect(next_url(request, case_url(case_id)))
+
+
+@post_only
+def case_comment(model_admin, request, case_id: int):
+    actor = actor_for(request)
+    require(request, actor.can(WORK_CASE))
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A comment needs some text.")
+    else:
+        body = form.cleaned_data["body"]
+        call_service(request, lambda: services.case_comment(actor=actor, case_id=case_id, body=body), "Comment added.")
+    return HttpResponseRedirect(next_url(request, case_url(case_id)))
+
+
+@post_only
+def case_resolve(model_admin, request, case_id: int):
+    actor = actor_for(request)
+    require(request, actor.can(WORK_CASE))
+    form = ResolveForm(request.POST)
+    form.is_valid()
+    call_service(
+        request,
+        lambda: services.case_resolve(actor=actor, case_id=case_id, resolution=form.cleaned_data.get("resolution", "")),
+        lambda case: f"Case #{case.pk} resolved and closed.",
+    )
+    return HttpResponseRedirect(next_url(request, case_url(case_id)))
