@@ -1,12 +1,12 @@
 """Two staff members clicking at once, two workers delivering the same message: one result.
 
-Real concurrency needs real row locks, so these run on PostgreSQL (CI) only.
+Real concurrency needs real row locks, so these run on PostgreSQL (CI) only (``pytest.mark.postgres``).
 """
 
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from accounts.models import APIKey
 from enforcement import services
@@ -16,7 +16,7 @@ from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL"),
+    pytest.mark.postgres,  # row locks
 ]
 
 
