@@ -350,20 +350,38 @@ def test_expiry_lifts_the_action(account, keys, as_detector, as_lead):
 
 
 def test_failing_apply_retries_then_fails_and_alerts_staff(account, keys, as_detector, as_lead, monkeypatch,
-                                                           settings, run_on_commit):
+                                                           settings, run_on_commit, django_capture_on_commit_callbacks):
     from celery.exceptions import Retry
 
+    from accounts import edge
     from enforcement import tasks
 
     settings.ENFORCEMENT = {**settings.ENFORCEMENT, "APPLY_MAX_RETRIES": 2}
     monkeypatch.setattr(tasks, "enqueue_on_commit", lambda task, *args: None)
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="x")
+    key_rows_before = list(APIKey.objects.filter(account=account).order_by("pk").values())
+    action_before = EnforcementAction.objects.filter(pk=action.pk).values().get()
 
-    def broken(**kwargs):
+    # The fault comes after the keys' UPDATE: the real publication is asked for (it is, only when keys
+    # changed), then the edge "fails". What the UPDATE wrote must go with the rest of the transaction.
+    real_publish = edge.publish_account_on_commit
+    seen_inside = []
+
+    def publish_then_fail(account_id):
+        real_publish(account_id)
+        seen_inside.append(statuses(account))
         raise RuntimeError("edge store unreachable")
 
-    monkeypatch.setattr(services, "account_keys_recompute", broken)
+    monkeypatch.setattr(edge, "publish_account_on_commit", publish_then_fail)
+    with django_capture_on_commit_callbacks() as on_commit, pytest.raises(RuntimeError):
+        services.action_apply(action_id=action.pk)
+    assert seen_inside == [{"publishable": "suspended", "secret": "suspended", "restricted": "suspended"}]
+    assert list(APIKey.objects.filter(account=account).order_by("pk").values()) == key_rows_before
+    assert EnforcementAction.objects.filter(pk=action.pk).values().get() == action_before
+    assert on_commit == []  # the publication it asked for went with the transaction
+    assert not AuditEvent.objects.filter(verb="action.applied").exists()
+
     # The worker's deliveries: the first two tries ask for a retry, the last one gives up.
     for retries in (0, 1):
         with pytest.raises(Retry):
