@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
@@ -10,7 +11,7 @@ from enforcement import services
 from enforcement.actors import SYSTEM, Actor
 from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Notification, Violation
-from tests.factories import AccountFactory, APIKeyFactory
+from tests.factories import AccountFactory, APIKeyFactory, missing_pk
 
 pytestmark = pytest.mark.django_db
 A = EnforcementAction.Status
@@ -123,13 +124,13 @@ def test_case_assign_comment_resolve(account, as_detector, as_agent, agent, lead
     with pytest.raises(ValidationFailed):
         services.case_comment(actor=as_agent, case_id=case.pk, body="   ")
     with pytest.raises(ValidationFailed):
-        services.case_assign(actor=as_agent, case_id=case.pk, assignee_id=987654)
+        services.case_assign(actor=as_agent, case_id=case.pk, assignee_id=missing_pk(get_user_model()))
     services.case_resolve(actor=as_agent, case_id=case.pk, resolution="customer fixed it")
     case.refresh_from_db()
     assert case.status == Case.Status.CLOSED and case.closed_at and case.assignee == agent
     assert verbs(case=case)[-3:] == ["case.assigned", "case.commented", "case.resolved"]
     with pytest.raises(NotFound):
-        services.case_comment(actor=as_agent, case_id=999999, body="x")
+        services.case_comment(actor=as_agent, case_id=missing_pk(Case), body="x")
 
 
 def test_case_with_pending_action_cannot_be_resolved(account, keys, as_detector, as_agent):

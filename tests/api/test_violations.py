@@ -5,7 +5,7 @@ import pytest
 from enforcement import services
 from enforcement.models import AuditEvent, Case, EnforcementAction, Violation
 from tests.api.helpers import assert_error
-from tests.factories import AccountFactory, APIKeyFactory
+from tests.factories import AccountFactory, APIKeyFactory, missing_pk
 
 pytestmark = pytest.mark.django_db
 
@@ -269,6 +269,7 @@ def test_dismiss(make_client, account, report):
     assert response.status_code == 200
     assert response.json()["status"] == "dismissed" and response.json()["dismissed_reason"] == "False positive."
     assert AuditEvent.objects.filter(verb="violation.dismissed", target_id=str(violation.pk)).exists()
-    assert_error(agent.post("/api/v1/violations/999999/dismiss/", {}, format="json"), 404, "not_found")
+    assert_error(agent.post(f"/api/v1/violations/{missing_pk(Violation)}/dismiss/", {}, format="json"), 404,
+                 "not_found")
     assert_error(make_client("violations:write").post(f"/api/v1/violations/{violation.pk}/dismiss/", {},
                                                       format="json"), 403, "forbidden")
