@@ -5,6 +5,13 @@ from config.celery import app as celery_app
 from enforcement.actors import SYSTEM, Actor
 from enforcement.services import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
+from tests.required_services import require_services
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Tests marked ``postgres``, ``redis`` or ``browser`` skip without the service, and fail in CI."""
+    require_services(item)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Max
 
 from accounts.models import Account, APIKey
 from accounts.tokens import generate_token, hash_token, prefix_of
@@ -58,3 +59,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 def rule(code: str) -> Rule:
     return Rule.objects.get(code=code)
+
+
+def missing_pk(model) -> int:
+    """A primary key no row of ``model`` has: tests never guess which ids the database hands out."""
+    return (model.objects.aggregate(highest=Max("pk"))["highest"] or 0) + 1000

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 def token_actor(*scopes: str) -> Actor:
-    token, _ = services.service_token_create(actor=SYSTEM, name=f"t-{'-'.join(scopes) or 'none'}", scopes=scopes)
+    token, _ = services.service_token_create(actor=SYSTEM, name=f"t-{len(scopes)}-{'-'.join(scopes)}"[:100],
+                                             scopes=scopes)
     return Actor.for_token(token)
 
 

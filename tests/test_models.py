@@ -81,7 +81,7 @@ def test_audit_events_must_be_written_inside_a_transaction():
         audit_record(actor=SYSTEM, verb="test.done", target=account)
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database trigger exists on PostgreSQL only")
+@pytest.mark.postgres  # the database trigger exists on PostgreSQL only
 def test_audit_log_refuses_edits_in_the_database(account):
     from django.db import DatabaseError
 

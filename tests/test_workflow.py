@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
@@ -11,9 +12,8 @@ from enforcement import services, tasks
 from enforcement.actors import SYSTEM, Actor
 from enforcement.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Notification, Violation
-from enforcement.services import actions
 from lib import queue
-from tests.factories import AccountFactory, APIKeyFactory, UserFactory
+from tests.factories import AccountFactory, APIKeyFactory, UserFactory, missing_pk
 
 pytestmark = pytest.mark.django_db
 A = EnforcementAction.Status
@@ -126,7 +126,7 @@ def test_case_assign_comment_resolve(account, as_detector, as_agent, agent, lead
     with pytest.raises(ValidationFailed):
         services.case_comment(actor=as_agent, case_id=case.pk, body="   ")
     with pytest.raises(ValidationFailed):
-        services.case_assign(actor=as_agent, case_id=case.pk, assignee_id=987654)
+        services.case_assign(actor=as_agent, case_id=case.pk, assignee_id=missing_pk(get_user_model()))
     with pytest.raises(ValidationFailed):
         services.case_resolve(actor=as_agent, case_id=case.pk, resolution="  ")  # a reason is required
     services.case_resolve(actor=as_agent, case_id=case.pk, resolution="customer fixed it")
@@ -136,7 +136,7 @@ def test_case_assign_comment_resolve(account, as_detector, as_agent, agent, lead
     assert verbs(case=case)[-4:] == ["case.assigned", "case.commented", "violation.dismissed", "case.resolved"]
     assert list(case.violations.values_list("status", "dismissed_reason")) == [("dismissed", "customer fixed it")]
     with pytest.raises(NotFound):
-        services.case_comment(actor=as_agent, case_id=999999, body="x")
+        services.case_comment(actor=as_agent, case_id=missing_pk(Case), body="x")
 
 
 def test_case_with_pending_action_cannot_be_resolved(account, keys, as_detector, as_agent):
@@ -364,18 +364,37 @@ def test_expiry_lifts_the_action(account, keys, as_detector, as_lead):
 
 
 def test_failing_apply_retries_then_fails_and_alerts_staff(account, keys, as_detector, as_lead, monkeypatch,
-                                                           settings, run_on_commit):
+                                                           settings, run_on_commit, django_capture_on_commit_callbacks):
     from celery.exceptions import Retry
+
+    from accounts import edge
 
     settings.ENFORCEMENT = {**settings.ENFORCEMENT, "APPLY_MAX_RETRIES": 2}
     monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)
     case = report(as_detector, account).violation.case
     action = services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="x")
+    key_rows_before = list(APIKey.objects.filter(account=account).order_by("pk").values())
+    action_before = EnforcementAction.objects.filter(pk=action.pk).values().get()
 
-    def broken(**kwargs):
+    # The fault comes after the keys' UPDATE: the real publication is asked for (it is, only when keys
+    # changed), then the edge "fails". What the UPDATE wrote must go with the rest of the transaction.
+    real_publish = edge.publish_account_on_commit
+    seen_inside = []
+
+    def publish_then_fail(account_id):
+        real_publish(account_id)
+        seen_inside.append(statuses(account))
         raise RuntimeError("edge store unreachable")
 
-    monkeypatch.setattr(actions, "account_keys_recompute", broken)
+    monkeypatch.setattr(edge, "publish_account_on_commit", publish_then_fail)
+    with django_capture_on_commit_callbacks() as on_commit, pytest.raises(RuntimeError):
+        services.action_apply(action_id=action.pk)
+    assert seen_inside == [{"publishable": "suspended", "secret": "suspended", "restricted": "suspended"}]
+    assert list(APIKey.objects.filter(account=account).order_by("pk").values()) == key_rows_before
+    assert EnforcementAction.objects.filter(pk=action.pk).values().get() == action_before
+    assert on_commit == []  # the publication it asked for went with the transaction
+    assert not AuditEvent.objects.filter(verb="action.applied").exists()
+
     # The worker's deliveries: the first two tries ask for a retry, the last one gives up.
     for retries in (0, 1):
         with pytest.raises(Retry):

@@ -1,8 +1,11 @@
 """Query-string filters of the list routes (django-filter)."""
 
+from datetime import UTC
+
 from django import forms
 from django.utils import timezone
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 
 from enforcement.models import (
     ActionKind,
@@ -17,9 +20,34 @@ from enforcement.models import (
     overdue_q,
 )
 
+MAX_ID = 2**63 - 1  # the largest id any database here stores; a larger one is a 400, not an overflow
+
 
 class IntegerFilter(filters.NumberFilter):
     field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 instant, compared in UTC: an offset the database cannot store (PostgreSQL's end at
+    +-15:59) or an instant outside the years 1-9999 once in UTC is a validation error, not a server error."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None or timezone.is_naive(parsed):
+            return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of range.", code="invalid") from None
+
+
+class UTCDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
 
 
 class StrictBooleanField(forms.NullBooleanField):
@@ -102,7 +130,7 @@ class AuditEventFilter(filters.FilterSet):
         method="filter_target", help_text="type:id (e.g. case:12) or a type alone (e.g. action)."
     )
     actor = filters.CharFilter(field_name="actor_label", help_text="e.g. a username or token:NAME.")
-    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
     verb = filters.CharFilter()
     case = IntegerFilter(field_name="case_id")
 

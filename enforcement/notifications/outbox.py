@@ -94,7 +94,7 @@ def staff_recipients(*, leads_only: bool) -> list[str]:
     if leads_only:
         leads = get_user_model().objects.filter(
             Q(groups__name=ROLE_LEAD) | Q(is_superuser=True), is_active=True, is_staff=True
-        ).exclude(email="").values_list("email", flat=True).distinct()
+        ).exclude(email="").values_list("email", flat=True).distinct().order_by("email")
         recipients = list(leads) or recipients
     return recipients
 

@@ -8,6 +8,7 @@ from django.utils.html import escape
 from enforcement import notifications, services
 from enforcement.models import ActionStatus, Appeal, AuditEvent, Case, Comment, EnforcementAction, Violation
 from tests.admin.conftest import messages_of, report
+from tests.factories import missing_pk
 
 
 def page(case_id: int) -> str:
@@ -329,8 +330,9 @@ def test_buttons_need_the_csrf_token(agent, high_case):
 
 
 def test_a_missing_case_is_a_message_and_next_stays_on_this_site(agent_client, high_case):
-    response = agent_client.post("/admin/enforcement/case/999999/comment/", {"body": "hello"}, follow=True)
-    assert any("No case 999999" in m for m in messages_of(response))
+    missing = missing_pk(Case)
+    response = agent_client.post(f"/admin/enforcement/case/{missing}/comment/", {"body": "hello"}, follow=True)
+    assert any(f"No case {missing}" in m for m in messages_of(response))
     response = agent_client.post(f"/admin/enforcement/case/{high_case.pk}/comment/",
                                  {"body": "hello", "next": "https://evil.example/phish"})
     assert response["Location"] == page(high_case.pk)

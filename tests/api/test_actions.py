@@ -7,8 +7,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from enforcement import services
-from enforcement.models import AuditEvent, EnforcementAction
+from enforcement.models import AuditEvent, Case, EnforcementAction
 from tests.api.helpers import assert_error
+from tests.factories import missing_pk
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +82,7 @@ def test_propose_conflicts_and_missing_cases(proposer, case_id):
                          format="json").status_code == 201
     assert_error(proposer.post(f"/api/v1/cases/{case_id}/actions/", {"kind": "terminate", "reason": "y"},
                                format="json"), 409, "conflict")
-    assert_error(proposer.post("/api/v1/cases/999999/actions/", {"kind": "warning", "reason": "x"},
+    assert_error(proposer.post(f"/api/v1/cases/{missing_pk(Case)}/actions/", {"kind": "warning", "reason": "x"},
                                format="json"), 404, "not_found")
 
 
@@ -160,5 +161,5 @@ def test_list_and_read_actions(make_client, case_id, as_lead):
     reader = make_client("cases:read")
     assert [a["kind"] for a in reader.get("/api/v1/actions/", {"kind": "warning"}).json()["results"]] == ["warning"]
     assert reader.get(f"/api/v1/actions/{warning.pk}/").json()["reason"] == "Hey."
-    assert_error(reader.get("/api/v1/actions/999999/"), 404, "not_found")
+    assert_error(reader.get(f"/api/v1/actions/{missing_pk(EnforcementAction)}/"), 404, "not_found")
     assert_error(make_client("actions:write").get("/api/v1/actions/"), 403, "forbidden")

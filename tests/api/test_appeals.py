@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 from enforcement import services
 from enforcement.models import Appeal, EnforcementAction
 from tests.api.helpers import assert_error
+from tests.factories import missing_pk
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,8 @@ def test_appeal_errors(support, suspension, account, report, as_lead):
                  "validation_error", fields=["message"])
     assert_error(support.post("/api/v1/appeals/", {"action": "first", "message": "x"}, format="json"), 400,
                  "validation_error", fields=["action"])
-    assert_error(support.post("/api/v1/appeals/", {"action": 999999, "message": "x"}, format="json"), 404,
+    missing = missing_pk(EnforcementAction)
+    assert_error(support.post("/api/v1/appeals/", {"action": missing, "message": "x"}, format="json"), 404,
                  "not_found")
     support.post("/api/v1/appeals/", {"action": suspension.pk, "message": "Once."}, format="json")
     assert_error(support.post("/api/v1/appeals/", {"action": suspension.pk, "message": "Twice."}, format="json"),

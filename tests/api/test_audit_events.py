@@ -51,3 +51,22 @@ def test_the_log_cannot_be_changed_through_the_api(make_client, account, report)
     assert_error(client.put(f"/api/v1/audit-events/{event.pk}/", {"note": "x"}, format="json"), 405,
                  "method_not_allowed")
     assert_error(client.post("/api/v1/audit-events/", {"note": "x"}, format="json"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("since, status", [
+    ("0059-08-17T08:28:31.514899+23:48", 200),  # a real instant, with an offset PostgreSQL cannot store
+    ("0826-04-28T14:24:46-22:46", 200),
+    ("0001-01-01T00:00:00+01:00", 400),  # before year 1 once in UTC
+    ("9999-12-31T23:00:00-05:00", 400),  # after year 9999 once in UTC
+    ("yesterday", 400),
+])
+def test_since_takes_any_iso_instant_and_refuses_what_is_out_of_range(make_client, since, status):
+    response = make_client("audit:read").get("/api/v1/audit-events/", {"since": since})
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert_error(response, 400, "validation_error", fields=["since"])
+
+
+def test_an_id_larger_than_any_database_stores_is_a_400(make_client):
+    response = make_client("audit:read").get("/api/v1/audit-events/", {"case": "99999999999999999999"})
+    assert_error(response, 400, "validation_error", fields=["case"])

@@ -10,9 +10,10 @@ from rest_framework.test import APIClient
 
 from enforcement import services
 from enforcement.actors import SYSTEM
-from enforcement.models import AuditEvent, ServiceToken
+from enforcement.models import AuditEvent, Case, EnforcementAction, ServiceToken
 from enforcement.services import service_token_revoke
 from tests.api.helpers import assert_error
+from tests.factories import missing_pk
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +66,7 @@ def test_each_route_declares_its_scope(make_client, account):
         ("get", "/api/v1/audit-events/", None, "audit:read"),
         ("put", f"/api/v1/accounts/{account.public_id}/", {"name": "N", "email": "n@example.com"}, "inventory:write"),
         ("get", f"/api/v1/accounts/{account.public_id}/standing/", None, "cases:read"),
-        ("post", "/api/v1/appeals/", {"action": 999999, "message": "m"}, "appeals:write"),
+        ("post", "/api/v1/appeals/", {"action": missing_pk(EnforcementAction), "message": "m"}, "appeals:write"),
     ]
     for method, path, body, scope in routes:
         allowed = make_client(scope)
@@ -118,7 +119,7 @@ def test_the_browsable_api_renders_for_staff(lead):
 
 def test_unknown_path_method_and_media_type_use_the_error_shape(full_client):
     assert_error(full_client.get("/api/v1/nothing-here/"), 404, "not_found")
-    assert_error(full_client.get("/api/v1/cases/999999/"), 404, "not_found")
+    assert_error(full_client.get(f"/api/v1/cases/{missing_pk(Case)}/"), 404, "not_found")
     assert_error(full_client.delete("/api/v1/cases/"), 405, "method_not_allowed")
     assert_error(full_client.post("/api/v1/violations/", "x=1", content_type="application/x-www-form-urlencoded"),
                  415, "unsupported_media_type")

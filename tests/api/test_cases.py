@@ -10,7 +10,7 @@ from django.utils import timezone
 from enforcement import services
 from enforcement.models import AuditEvent, Case, Comment
 from tests.api.helpers import assert_error
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, missing_pk
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,7 @@ def test_detail_tells_the_whole_story_in_a_constant_number_of_queries(reader, ac
 
 def test_detail_404_and_scopes(reader, make_client, anon_client, account, report):
     case_id = report(account).violation.case_id
-    assert_error(reader.get("/api/v1/cases/999999/"), 404, "not_found")
+    assert_error(reader.get(f"/api/v1/cases/{missing_pk(Case)}/"), 404, "not_found")
     assert_error(anon_client.get(f"/api/v1/cases/{case_id}/"), 401, "not_authenticated")
     assert_error(make_client("violations:write").get(f"/api/v1/cases/{case_id}/"), 403, "forbidden")
 

@@ -26,7 +26,7 @@ from schemathesis.checks import (
 from config.wsgi import application
 from enforcement import services
 from enforcement.actors import SYSTEM, Actor
-from enforcement.models import ServiceToken
+from enforcement.models import AuditEvent, ServiceToken
 from enforcement.services import service_token_create
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 
@@ -118,7 +118,7 @@ def seeded(db, keep_connection_open, as_lead, as_second_lead):
     return {
         "raw": raw,
         "id": {"cases": cases, "actions": actions, "appeals": appeals, "violations": violations,
-               "audit-events": [1, 2, 3]},
+               "audit-events": list(AuditEvent.objects.values_list("pk", flat=True))},
         "public_id": [a.public_id for a in accounts],
         "prefix": [k.prefix for k in keys],
         "rule": ["spam-fraud", "rate-limit-overuse", "security-research", "security-abuse"],
@@ -163,11 +163,14 @@ def _sometimes_real(case, data, seeded) -> None:
 
 @schema.parametrize()
 @schema.given(data=st.data())
+# The one health check that fires: ``seeded`` is function-scoped because pytest-django's database is, so
+# the generated examples of an operation share its rows. That is intended (a request may change them, e.g.
+# approve an action, and the next example sees it, as a client of the live API would), not an accident.
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,
-    suppress_health_check=list(HealthCheck),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_api_conforms_to_its_schema(case, data, seeded):
     _sometimes_real(case, data, seeded)

@@ -5,7 +5,7 @@ import pytest
 from enforcement import services
 from enforcement.models import AuditEvent, Case, EnforcementAction, Violation
 from tests.api.helpers import assert_error
-from tests.factories import AccountFactory, APIKeyFactory
+from tests.factories import AccountFactory, APIKeyFactory, missing_pk
 
 pytestmark = pytest.mark.django_db
 
@@ -271,7 +271,7 @@ def test_dismiss(make_client, account, report):
     assert AuditEvent.objects.filter(verb="violation.dismissed", target_id=str(violation.pk)).exists()
     assert_error(agent.post(f"/api/v1/violations/{violation.pk}/dismiss/", {"reason": " "}, format="json"), 400,
                  "validation_error", fields=["reason"])
-    assert_error(agent.post(f"/api/v1/violations/{violation.pk + 1000}/dismiss/", {"reason": "x"}, format="json"),
+    assert_error(agent.post(f"/api/v1/violations/{missing_pk(Violation)}/dismiss/", {"reason": "x"}, format="json"),
                  404, "not_found")
     assert_error(make_client("violations:write").post(f"/api/v1/violations/{violation.pk}/dismiss/", {},
                                                       format="json"), 403, "forbidden")

@@ -1,8 +1,9 @@
 """Playwright driving Debian's headless Chromium against a live server.
 
-Skipped, with the reason, when Chromium or Playwright is missing; CI installs both. Screenshots go
-to ``test-artifacts/`` (or ``$TEST_ARTIFACTS_DIR``); with ``UPDATE_DOCS_SCREENSHOTS=1`` the ones
-named for the docs are also copied to ``docs/``.
+Skipped, with the reason, when Chromium or Playwright is missing, and failed under ``CI_REQUIRE_SERVICES=1``
+(``pytest.mark.browser``, see ``tests/required_services.py``); CI installs both. Screenshots go to
+``test-artifacts/`` (or ``$TEST_ARTIFACTS_DIR``); with ``UPDATE_DOCS_SCREENSHOTS=1`` the ones named for
+the docs are also copied to ``docs/``.
 """
 
 import os
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+from tests.required_services import CHROMIUM
+
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--no-first-run", "--disable-sync",
@@ -24,24 +26,14 @@ PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory
 @pytest.fixture
 def browser(live_server):
     """Started after the test database and live server, stopped before the database is flushed:
-    Playwright's event loop must not be running while pytest-django sets up or tears down."""
-    missing = None
-    if not Path(CHROMIUM).exists():
-        missing = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)"
-    else:
-        try:
-            from playwright import sync_api
-        except ImportError:
-            missing = "the playwright package is not installed (pip install -r requirements-dev.txt)"
-    if missing:
-        if os.environ.get("CI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"CI_REQUIRE_SERVICES=1 but {missing}")
-        pytest.skip(missing)
+    Playwright's event loop must not be running while pytest-django sets up or tears down.
+    Only for tests marked ``browser``: the mark has made sure Chromium and Playwright are there."""
     # Playwright's sync API keeps an asyncio loop on this thread; Django would take the test's own
     # ORM calls (setup, assertions) for async code. They are plain synchronous calls, so allow them.
     # While it runs, the test's ORM calls also get their own database connections (Django keeps them
     # per context); they are closed before Playwright stops, so none outlives the test.
     from django.db import connections
+    from playwright import sync_api
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

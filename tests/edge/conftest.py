@@ -1,5 +1,8 @@
 """Every edge test runs against both backends: real Redis when REDIS_URL is set (CI sets it), and the
-embedded SQLite file. Each Redis test works in a namespace of its own and deletes only that namespace."""
+embedded SQLite file. Each Redis test works in a namespace of its own and deletes only that namespace.
+
+A test on Redis carries ``pytest.mark.redis``: without Redis it is skipped, or fails under
+``CI_REQUIRE_SERVICES=1`` (``tests/required_services.py``), before these fixtures run."""
 
 import uuid
 
@@ -9,8 +12,7 @@ from accounts import edge
 
 
 def _redis(settings) -> edge.RedisEdgeStore:
-    if not settings.REDIS_URL:
-        pytest.skip("REDIS_URL is not set: the Redis edge store is tested when it is (CI sets it)")
+    assert settings.REDIS_URL, "a test that uses the Redis store must be marked pytest.mark.redis"
     return edge.RedisEdgeStore(settings.REDIS_URL, namespace=f"test-edge-{uuid.uuid4().hex[:12]}:")
 
 

@@ -79,7 +79,7 @@ def test_warning_suspension_and_overturned_appeal_reach_the_smtp_server_exactly_
         note="Test data from the customer's harness; fixed the same day.")
     assert APIKey.objects.get(pk=key.pk).status == "active"
 
-    owner, leads = ["owner@acme.example"], (["lead@millimetric.ai"], ["lead2@millimetric.ai"])
+    owner, leads = ["owner@acme.example"], (["lead2@millimetric.ai"], ["lead@millimetric.ai"])  # by address
     assert received(smtp_server) == [
         (owner, f"Action needed by {deadline}: Acceptable Use Policy warning (case #{case.pk})"),
         *((lead_address, f"[T&S] Approval needed: suspension on Acme Analytics Ltd (case #{case.pk})")
@@ -107,7 +107,7 @@ def test_warning_suspension_and_overturned_appeal_reach_the_smtp_server_exactly_
         for content in (message.subject, text, html):
             assert_no_secrets(content, CARD, CARD_DIGITS, key.token, key.token[16:], VICTIM)
 
-    warning_mail, approval_mail, _, suspend_mail = smtp_server.messages[:4]
+    warning_mail, _, approval_mail, suspend_mail = smtp_server.messages[:4]
     warning_deadline = date_format(timezone.localtime(warning.remediation_deadline), "l j F Y, H:i e")
     for seen in (plain(warning_mail.part("text/plain")), visible_text(warning_mail.part("text/html"))):
         assert f"Please fix this by {warning_deadline}" in seen

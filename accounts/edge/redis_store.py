@@ -1,0 +1,137 @@
+"""The Redis edge store (when ``settings.REDIS_URL`` is set).
+
+A hash per key (``edge:key:<sha256>``: its state and its per-key bucket), a self-expiring string per
+(key, address) bucket, and an index from key prefix to token hash (so a key whose token hash changes
+leaves nothing stale). Publishing and the gate's decision are each one Lua script (``lua/*.lua``,
+read when this module is imported): a decision is one round trip (EVALSHA).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from accounts.edge.store import (
+    NOT_BUILT,
+    PUBLISH_CHUNK,
+    EdgeNotBuilt,
+    EdgeStore,
+    EdgeUnavailable,
+    KeyRecord,
+    Verdict,
+    chunks,
+)
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+
+
+def read_lua(name: str) -> str:
+    """A script of ``lua/``, found beside this file wherever the package is installed."""
+    return (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+
+
+PUBLISH_LUA = read_lua("publish")
+REMOVE_LUA = read_lua("remove")
+CHECK_LUA = read_lua("check")
+
+
+class RedisEdgeStore(EdgeStore):
+    def __init__(self, url: str, *, namespace: str = "edge:"):
+        import redis
+
+        self._redis_errors = (redis.RedisError, OSError)
+        self._no_script = redis.exceptions.NoScriptError
+        self.namespace = namespace
+        self._built_key = f"{namespace}built"
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self._publish = self.client.register_script(PUBLISH_LUA)
+        self._check = self.client.register_script(CHECK_LUA)
+        self._remove = self.client.register_script(REMOVE_LUA)
+
+    @contextmanager
+    def _unavailable(self):
+        try:
+            yield
+        except self._redis_errors as exc:
+            raise EdgeUnavailable(f"Redis: {exc}") from exc
+
+    def _state_key(self, sha: str) -> str:
+        return f"{self.namespace}key:{sha}"
+
+    def publish(self, records: Iterable[KeyRecord], *, force: bool = False) -> int:
+        written = 0
+        with self._unavailable():
+            for chunk in chunks(records, PUBLISH_CHUNK):
+                pipe = self.client.pipeline(transaction=False)
+                for r in chunk:
+                    self._publish(
+                        keys=[self._state_key(r.token_sha256), f"{self.namespace}prefix:{r.prefix}"],
+                        args=[r.version, r.status, r.rate_limit, r.ip_rate_limit, r.prefix, r.token_sha256,
+                              self.namespace, "1" if force else "0"],
+                        client=pipe,
+                    )
+                written += sum(int(x) for x in pipe.execute())
+        return written
+
+    def get(self, token_sha256: str) -> KeyRecord | None:
+        with self._unavailable():
+            values = self.client.hmget(
+                self._state_key(token_sha256), "prefix", "status", "limit", "ip_limit", "version"
+            )
+        if values[0] is None:
+            return None
+        prefix, status, *numbers = (v.decode() for v in values)
+        return KeyRecord.from_row((token_sha256, prefix, status, *numbers))
+
+    def check(self, token_sha256: str, ip: str, *, now_ms: int | None = None) -> Verdict:
+        # The hot path: EVALSHA straight on the client (the script is loaded again only if Redis lost it).
+        keys_and_args = (
+            f"{self.namespace}key:{token_sha256}", f"{self.namespace}rl:{token_sha256}:{ip}", self._built_key,
+            "" if now_ms is None else now_ms,
+        )
+        try:
+            try:
+                reason, limit, remaining, wait = self.client.evalsha(self._check.sha, 3, *keys_and_args)
+            except self._no_script:
+                reason, limit, remaining, wait = self._check(keys=keys_and_args[:3], args=keys_and_args[3:])
+        except self._redis_errors as exc:
+            raise EdgeUnavailable(f"Redis: {exc}") from exc
+        if reason == b"not_built":
+            raise EdgeNotBuilt(NOT_BUILT)
+        return Verdict(reason.decode(), limit, remaining, wait)
+
+    def stored_hashes(self) -> Iterator[list[str]]:
+        start = len(self.namespace) + len("key:")
+        with self._unavailable():
+            names = self.client.scan_iter(match=f"{self.namespace}key:*", count=1000)
+            for chunk in chunks(names, 1000):
+                yield [name.decode()[start:] for name in chunk]
+
+    def remove(self, hashes: list[str]) -> int:
+        """Drop the records of keys that no longer exist, with their prefix index entries."""
+        if not hashes:
+            return 0
+        with self._unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for sha in hashes:
+                self._remove(keys=[self._state_key(sha)], args=[self.namespace, sha], client=pipe)
+            return sum(int(x) for x in pipe.execute())
+
+    def clear(self) -> None:
+        with self._unavailable():
+            for chunk in chunks(self.client.scan_iter(match=f"{self.namespace}*", count=1000), 1000):
+                self.client.unlink(*chunk)
+
+    def mark_built(self) -> None:
+        with self._unavailable():
+            self.client.set(self._built_key, str(int(time.time())))
+
+    def is_built(self) -> bool:
+        with self._unavailable():
+            return bool(self.client.exists(self._built_key))
+
+    def ping(self) -> None:
+        with self._unavailable():
+            self.client.ping()
