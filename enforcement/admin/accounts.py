@@ -63,17 +63,14 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
     def status_col(self, account):
         return status_badge(account.status, account.get_status_display())
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_condition(self, term):
         condition = Q(public_id=term) | Q(public_id__startswith=term) | Q(email__iexact=term)
         if len(term) >= 3:
             condition |= Q(name__icontains=term) | Q(email__istartswith=term)
         if kind_of(term):
             condition |= Q(Exists(APIKey.objects.filter(account_id=OuterRef("pk"),
                                                         prefix__startswith=term[:PREFIX_LENGTH])))
-        return queryset.filter(condition), False
+        return condition
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The account's standing: strikes in the window, open case, actions in force, every key's state."""
@@ -147,8 +144,5 @@ class APIKeyAdmin(ReadOnlyInventoryAdmin):
     def ip_rate_col(self, key):
         return f"{key.ip_rate_limit_per_minute} ({key.base_ip_rate_limit_per_minute})"
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        return queryset.filter(Q(prefix__startswith=term[:PREFIX_LENGTH]) | Q(account__public_id=term)), False
+    def search_condition(self, term):
+        return Q(prefix__startswith=term[:PREFIX_LENGTH]) | Q(account__public_id=term)

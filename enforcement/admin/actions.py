@@ -10,9 +10,18 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from enforcement import services
-from enforcement.admin.base import WorkflowAdmin, admin_context, call_service, next_url, post_only, queue_page, require
+from enforcement.admin.base import (
+    WorkflowAdmin,
+    admin_context,
+    call_service,
+    case_number,
+    next_url,
+    post_only,
+    queue_page,
+    require,
+)
 from enforcement.admin.buttons import ACTION_VERBS, action_verbs, actor_for, approval_note, role_allows
-from enforcement.admin.display import account_link, case_link, case_url, status_badge
+from enforcement.admin.display import case_url
 from enforcement.admin.forms import AppealSubmitForm, ReasonForm
 from enforcement.models import EnforcementAction
 from enforcement.selectors import approvals_queue
@@ -32,26 +41,11 @@ class EnforcementActionAdmin(WorkflowAdmin):
     def action_label(self, action):
         return f"{action.get_kind_display()} #{action.pk}" + (" (act first)" if action.act_first else "")
 
-    @admin.display(description="Status", ordering="status")
-    def status_col(self, action):
-        return status_badge(action.status, action.get_status_display())
-
-    @admin.display(description="Case", ordering="case_id")
-    def case_col(self, action):
-        return case_link(action.case_id)
-
-    @admin.display(description="Account")
-    def account_col(self, action):
-        return account_link(action.account)
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().lstrip("#")
-        if not term:
-            return queryset, False
+    def search_condition(self, term):
         condition = Q(account__public_id=term)
-        if term.isdigit():
-            condition |= Q(case_id=int(term)) | Q(pk=int(term))
-        return queryset.filter(condition), False
+        if (number := case_number(term)) is not None:
+            condition |= Q(case_id=number) | Q(pk=number)
+        return condition
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return self.redirect_to_case(request, object_id, "action")

@@ -19,7 +19,7 @@ from enforcement.admin.base import (
     require,
 )
 from enforcement.admin.buttons import actor_for, can_decide_appeal
-from enforcement.admin.display import account_link, case_link, case_url, sla_html
+from enforcement.admin.display import case_url, sla_html
 from enforcement.admin.forms import AppealDecideForm
 from enforcement.models import Appeal
 from enforcement.selectors import appeals_queue
@@ -37,13 +37,9 @@ class AppealAdmin(WorkflowAdmin):
     def appeal_label(self, appeal):
         return f"#{appeal.pk} of {appeal.action.get_kind_display().lower()} #{appeal.action_id}"
 
-    @admin.display(description="Case", ordering="case_id")
-    def case_col(self, appeal):
-        return case_link(appeal.case_id)
 
-    @admin.display(description="Account")
-    def account_col(self, appeal):
-        return account_link(appeal.case.account)
+    def account_of(self, appeal):
+        return appeal.case.account
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return self.redirect_to_case(request, object_id, "appeal")

@@ -12,8 +12,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from enforcement.admin.base import WorkflowAdmin
-from enforcement.admin.display import case_link
+from enforcement.admin.base import WorkflowAdmin, case_number
 from enforcement.admin.filters import VerbFamilyFilter
 from enforcement.models import AuditEvent
 
@@ -37,30 +36,20 @@ class AuditEventAdmin(WorkflowAdmin):
     def target(self, event):
         return f"{event.target_type}:{event.target_id}"
 
-    @admin.display(description="Case", ordering="case_id")
-    def case_col(self, event):
-        return case_link(event.case_id)
-
-    @admin.display(description="Account")
-    def account_col(self, event):
-        return event.account.public_id if event.account_id else "-"
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_condition(self, term):
         target_type, sep, target_id = term.partition(":")
+        number = case_number(term)
         if sep and target_type and target_id:
             condition = Q(target_type=target_type, target_id=target_id)
-        elif term.lstrip("#").isdigit():
-            condition = Q(case_id=int(term.lstrip("#"))) | Q(target_id=term.lstrip("#"))
+        elif number is not None:
+            condition = Q(case_id=number) | Q(target_id=str(number))
         elif term.startswith("acct_"):
             condition = Q(account__public_id=term)
         elif "." in term:
             condition = Q(verb__startswith=term)
         else:
             condition = Q(actor_label__istartswith=term)
-        return queryset.filter(condition), False
+        return condition
 
     def get_urls(self):
         return [

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from enforcement.actors import PROPOSE_ACTION, WORK_CASE
 from enforcement.admin.buttons import actor_for
-from enforcement.admin.display import case_url
+from enforcement.admin.display import account_link, case_link, case_url, status_badge
 from enforcement.admin.filters import CappedCountPaginator
 from enforcement.errors import ServiceError
 
@@ -41,6 +42,24 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_search_results(self, request, queryset, search_term):
+        """The search box: ``search_condition`` of the stripped term; nothing typed, no filter."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(self.search_condition(term)), False
+
+    def search_condition(self, term: str) -> Q:
+        raise NotImplementedError
+
+
+def case_number(term: str) -> int | None:
+    """"#12" or "12" as a case (or row) number; None for anything else, or a number no row can have."""
+    digits = term.lstrip("#")
+    if not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)
+
 
 class WorkflowAdmin(ReadOnlyModelAdmin):
     """Read-only for everyone: these rows change only through the services."""
@@ -56,6 +75,22 @@ class WorkflowAdmin(ReadOnlyModelAdmin):
             return view(self, request, *args, **kwargs)
 
         return self.admin_site.admin_view(wrapper)
+
+    # Columns most workflow lists show (the admin instance is shared between requests: nothing per request on it).
+    @admin.display(description="Case", ordering="case_id")
+    def case_col(self, row):
+        return case_link(row.case_id)
+
+    @admin.display(description="Account")
+    def account_col(self, row):
+        return account_link(self.account_of(row))
+
+    def account_of(self, row):
+        return row.account if row.account_id else None
+
+    @admin.display(description="Status", ordering="status")
+    def status_col(self, row):
+        return status_badge(row.status, row.get_status_display())
 
     def redirect_to_case(self, request, object_id, anchor: str):
         obj = None

@@ -26,6 +26,7 @@ from enforcement.admin.base import (
     WorkflowAdmin,
     admin_context,
     call_service,
+    case_number,
     error_text,
     form_error_text,
     next_url,
@@ -97,13 +98,10 @@ class CaseAdmin(WorkflowAdmin):
         extra = {"title": "Case queue", "may_work": actor.can(WORK_CASE), **(extra_context or {})}
         return super().changelist_view(request, extra)
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_condition(self, term):
         condition = Q(account__public_id=term) | Q(account__public_id__startswith=term)
-        if term.lstrip("#").isdigit():
-            condition |= Q(pk=int(term.lstrip("#")))
+        if (number := case_number(term)) is not None:
+            condition |= Q(pk=number)
         if "@" in term:
             condition |= Q(account__email__iexact=term)
         elif len(term) >= 3:
@@ -111,7 +109,7 @@ class CaseAdmin(WorkflowAdmin):
         if kind_of(term):
             keys = APIKey.objects.filter(account_id=OuterRef("account_id"), prefix__startswith=term[:PREFIX_LENGTH])
             condition |= Q(Exists(keys))
-        return queryset.filter(condition), False
+        return condition
 
     # -- columns (the admin instance is shared between requests: nothing per request is kept on it)
     @admin.display(description="Case", ordering="pk")

@@ -11,9 +11,17 @@ from django.urls import path, reverse
 
 from enforcement import notifications
 from enforcement.actors import WORK_CASE
-from enforcement.admin.base import MAX_BULK, WorkflowAdmin, admin_context, call_service, next_url, post_only, require
+from enforcement.admin.base import (
+    MAX_BULK,
+    WorkflowAdmin,
+    admin_context,
+    call_service,
+    case_number,
+    next_url,
+    post_only,
+    require,
+)
 from enforcement.admin.buttons import actor_for
-from enforcement.admin.display import case_link, status_badge
 from enforcement.admin.filters import TemplateFilter
 from enforcement.models import Notification
 
@@ -38,22 +46,11 @@ class NotificationAdmin(WorkflowAdmin):
     def notification_label(self, notification):
         return f"#{notification.pk} {notification.template}"
 
-    @admin.display(description="Status", ordering="status")
-    def status_col(self, notification):
-        return status_badge(notification.status, notification.get_status_display())
-
-    @admin.display(description="Case", ordering="case_id")
-    def case_col(self, notification):
-        return case_link(notification.case_id)
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_condition(self, term):
         condition = Q(recipient__iexact=term) | Q(event_key=term)
-        if term.lstrip("#").isdigit():
-            condition |= Q(case_id=int(term.lstrip("#")))
-        return queryset.filter(condition), False
+        if (number := case_number(term)) is not None:
+            condition |= Q(case_id=number)
+        return condition
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {"may_resend": actor_for(request).can(WORK_CASE), **(extra_context or {})}

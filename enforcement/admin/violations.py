@@ -13,13 +13,14 @@ from enforcement.admin.base import (
     WorkflowAdmin,
     admin_context,
     call_service,
+    case_number,
     next_url,
     post_only,
     require,
     show_service_error,
 )
 from enforcement.admin.buttons import actor_for
-from enforcement.admin.display import account_link, case_link, case_url, severity_badge
+from enforcement.admin.display import case_url, severity_badge
 from enforcement.admin.forms import ReasonForm, ReportViolationForm
 from enforcement.errors import ServiceError
 from enforcement.models import Violation
@@ -44,28 +45,17 @@ class ViolationAdmin(WorkflowAdmin):
     def severity_col(self, violation):
         return severity_badge(violation.severity)
 
-    @admin.display(description="Account")
-    def account_col(self, violation):
-        return account_link(violation.account)
-
     @admin.display(description="Key")
     def key_col(self, violation):
         return violation.api_key.prefix if violation.api_key_id else "-"
 
-    @admin.display(description="Case", ordering="case_id")
-    def case_col(self, violation):
-        return case_link(violation.case_id)
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_condition(self, term):
         condition = Q(account__public_id=term) | Q(external_id=term)
-        if term.lstrip("#").isdigit():
-            condition |= Q(case_id=int(term.lstrip("#")))
+        if (number := case_number(term)) is not None:
+            condition |= Q(case_id=number)
         if kind_of(term):
             condition |= Q(api_key__prefix__startswith=term[:PREFIX_LENGTH])
-        return queryset.filter(condition), False
+        return condition
 
     def changelist_view(self, request, extra_context=None):
         extra = {"may_report": actor_for(request).can(WORK_CASE), **(extra_context or {})}
