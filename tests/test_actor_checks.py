@@ -90,3 +90,16 @@ def test_actor_helpers_name_the_person_or_the_token():
     token_actor_ = token_actor("cases:read")
     assert token_actor_.user_or_none is None and token_actor_.token_or_none is token_actor_.token
     assert SYSTEM.user_or_none is None and SYSTEM.token_or_none is None
+
+
+def test_each_rule_edit_is_a_new_version_and_the_history_is_kept(as_lead):
+    rule = Rule.objects.get(code="spam-fraud")
+    assert rule.version == 1 and list(rule.versions.values_list("version", flat=True)) == [1]
+    rule.ladder_overrides = {"low": "throttle"}
+    services.rule_save(actor=as_lead, rule=rule)
+    services.rule_save(actor=as_lead, rule=rule)  # nothing changed: no new version
+    rule.refresh_from_db()
+    assert rule.version == 2
+    assert [(v.version, v.policy["ladder_overrides"]) for v in rule.versions.order_by("version")] == [
+        (1, {}), (2, {"low": "throttle"})
+    ]

@@ -20,6 +20,11 @@ _SAMPLE_SECRETS = {
     "summary": "The event property card_number carried a full card number ([CARD REDACTED ...1111]) "
     "in 312 checkout events sent with key sk_live_4eC39HqL.",
     "severity": "medium",
+    "count": 3,
+    "first_observed_at": "2026-11-28T09:12:00+00:00",
+    "last_observed_at": "2026-11-29T10:05:00+00:00",
+    "keys": ["sk_live_4eC39HqL"],
+    "sets_severity": True,
 }
 
 
@@ -31,6 +36,11 @@ _SAMPLE_ABUSE = {
     "summary": "Key sk_live_4eC39HqL sent 2.1 million events in 30 minutes on behalf of 212 sites that are "
     "not registered to the account.",
     "severity": "critical",
+    "count": 1,
+    "first_observed_at": "2026-11-29T11:10:00+00:00",
+    "last_observed_at": "2026-11-29T11:40:00+00:00",
+    "keys": ["sk_live_4eC39HqL"],
+    "sets_severity": True,
 }
 
 
@@ -48,6 +58,12 @@ _SAMPLE_ACTION = {
     "requested_by": "agent.alex",
     "last_error": "",
     "violations": [_SAMPLE_SECRETS],
+    "violation_total": 3,
+    "detection": "automated",
+    "automated_decision": "not",
+    "policy_version": "secrets-in-events v2",
+    "appeal_deadline": "2026-12-29T11:41:00+00:00",
+    "appeal_decision_hours": 72,
 }
 
 
@@ -66,6 +82,7 @@ def _sample_abuse_case(**changes) -> dict:
 def _samples() -> dict[str, dict]:
     suspension = {
         "action_kind": "suspend", "act_first": True, "requested_by": "token:abuse-detector (act-first)",
+        "automated_decision": "fully", "violation_total": 1, "policy_version": "sustained-rate-abuse v1",
         "reason": "Act first on sustained-rate-abuse: critical severity under an act-first rule, trusted source "
         "-> suspend",
     }
@@ -82,7 +99,8 @@ def _samples() -> dict[str, dict]:
             reason="third strike in 90 days -> terminate",
             rules=[*_SAMPLE_CASE["rules"], {"code": "sustained-rate-abuse",
                                             "title": "Sustained abuse of the ingest path"}],
-            violations=[_SAMPLE_ABUSE, _SAMPLE_SECRETS],
+            violations=[_SAMPLE_ABUSE, {**_SAMPLE_SECRETS, "sets_severity": False}], violation_total=4,
+            policy_version="secrets-in-events v2; sustained-rate-abuse v1", automated_decision="not",
         ),
         "customer_lifted": _sample_abuse_case(**suspension, action_id=79, action_status="reverted", how="reverted"),
         "customer_appeal_received": _sample_abuse_case(**suspension, action_id=79, appeal_id=12),

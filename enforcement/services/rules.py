@@ -6,7 +6,7 @@ from enforcement import ladder
 from enforcement.actors import EDIT_RULES, Actor
 from enforcement.audit import audit_record, snapshot
 from enforcement.errors import ValidationFailed
-from enforcement.models import Rule
+from enforcement.models import Rule, RuleVersion
 
 RULE_FIELDS = ["title", "clause", "description", "default_severity", "ladder_overrides", "strike_window_days",
                "act_first", "auto_action", "publishable_key_exposure_is_violation", "is_active"]
@@ -14,7 +14,10 @@ RULE_FIELDS = ["title", "clause", "description", "default_severity", "ladder_ove
 
 @transaction.atomic
 def rule_save(*, actor: Actor, rule: Rule) -> Rule:
-    """Create or edit a rule of the catalogue (the policy as data), with its audit event."""
+    """Create or edit a rule of the catalogue (the policy as data), with its audit event.
+
+    Every change is a new version, kept in ``RuleVersion``: an action records the versions it was decided
+    under, so its statement of reasons can name the policy as it then stood."""
     actor.require(EDIT_RULES, "Only a lead may edit the rule catalogue.")
     problems = ladder.validate_overrides(rule.ladder_overrides)
     if problems:
@@ -27,8 +30,12 @@ def rule_save(*, actor: Actor, rule: Rule) -> Rule:
                          {k: v for k, v in after.items() if before[k] != v})
         if not after:
             return rule
+    if not creating:
+        rule.version = Rule.objects.get(pk=rule.pk).version + 1
     rule.save()
+    RuleVersion.objects.create(rule=rule, version=rule.version, policy=snapshot(rule, RULE_FIELDS),
+                               saved_by_label=actor.label)
     audit_record(actor=actor, verb="rule.created" if creating else "rule.updated", target=rule,
-                 before=before, after=after)
+                 before=before, after={**after, "version": rule.version})
     return rule
 

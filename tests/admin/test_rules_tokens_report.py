@@ -24,7 +24,8 @@ def test_a_lead_edits_a_rule_and_the_change_is_audited(lead_client, lead):
     assert rule.ladder_overrides == {"high": "suspend"}
     event = AuditEvent.objects.get(verb="rule.updated", target_id=str(rule.pk))
     assert event.actor_label == "lead"
-    assert event.before == {"ladder_overrides": {}} and event.after == {"ladder_overrides": {"high": "suspend"}}
+    assert event.before == {"ladder_overrides": {}}
+    assert event.after == {"ladder_overrides": {"high": "suspend"}, "version": 2}
 
 
 def test_bad_ladder_overrides_are_refused(lead_client):

@@ -204,3 +204,43 @@ def test_the_sweep_delivers_an_email_whose_task_was_lost(smtp_settings, smtp_ser
     assert services.sweep(now=later).requeued_notifications == [row.pk]
     assert services.sweep(now=later).requeued_notifications == []
     assert [m.rcpt_tos for m in smtp_server.messages] == [["owner@acme.example"]]
+
+
+def test_a_suspension_notice_states_its_reasons_leading_with_what_set_the_severity(
+    smtp_settings, smtp_server, customer, as_trusted_detector, as_lead, django_capture_on_commit_callbacks
+):
+    """1 critical and 6 low violations: the notice names the critical rule first, each rule once (with its
+    count), says that detection was automated and a person decided, the policy version, and until when
+    the customer can appeal."""
+    from enforcement.models import Rule
+
+    account, key = customer
+    reports = [("spam-fraud", "low")] * 4 + [("impersonation", "low")] * 2 + [("covert-tracking", "critical")]
+    Rule.objects.filter(code="covert-tracking").update(act_first=False)  # a lead decides, not act-first
+    with django_capture_on_commit_callbacks(execute=True):
+        for number, (rule, severity) in enumerate(reports):
+            services.violation_report(
+                actor=as_trusted_detector, account=account, rule=rule, severity=severity, api_key=key,
+                source="detector", external_id=f"v-{number}", summary=f"{rule} seen, report {number}",
+            )
+    case = account.cases.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        suspension = services.action_propose(actor=as_lead, case_id=case.pk, kind="suspend", reason="stop it")
+    suspension.refresh_from_db()
+    assert suspension.status == EnforcementAction.Status.APPLIED
+    assert sorted(suspension.decided_under["violations"]) == sorted(case.violations.values_list("pk", flat=True))
+
+    [notice] = [m for m in smtp_server.messages if "suspended" in m.subject]
+    titles = {rule: Rule.objects.get(code=rule).title for rule in ("covert-tracking", "spam-fraud", "impersonation")}
+    for text in (plain(notice.part("text/plain")), visible_text(notice.part("text/html"))):
+        positions = {rule: text.find(title) for rule, title in titles.items()}
+        assert all(position >= 0 for position in positions.values()), positions
+        assert positions["covert-tracking"] < positions["spam-fraud"] < positions["impersonation"]
+        assert all(text.count(title) == 1 for title in titles.values())  # each rule once
+        assert "critical severity, the most serious here" in text
+        assert "4 reports of this kind" in text and "2 reports of this kind" in text
+        assert "our automated systems detected this activity" in text
+        assert "taken by a member of our Trust & Safety team" in text
+        assert "covert-tracking v1; impersonation v1; spam-fraud v1" in text
+        appeal_by = date_format(timezone.localtime(suspension.applied_at + timedelta(days=30)), "l j F Y")
+        assert f"reply to this email by {appeal_by}" in text

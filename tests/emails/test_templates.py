@@ -22,7 +22,12 @@ MUST_SAY = {
         REMEDIATION["secrets-in-events"],  # what to do
         "Please fix this by Sunday 6 December 2026, 12:00 UTC",  # the remediation deadline
         "the next step under our policy is a rate limit",
-        "reply to this email within 30 days",
+        "3 reports of this kind",  # the rule once, with its count
+        "a member of our Trust & Safety team",  # who decided (a person)
+        "our automated systems detected this activity",  # how it was detected
+        "Acceptable Use Policy rules secrets-in-events v2",  # the policy version applied
+        "reply to this email by Tuesday 29 December 2026",  # redress, with its deadline
+        "A team lead who took no part in this decision",
     ],
     "customer_throttle": [
         "We have lowered the rate limits of your API key sk_live_4eC39HqL",
@@ -41,6 +46,7 @@ MUST_SAY = {
         "2.1 million events in 30 minutes",
         ABUSE_CLAUSE,
         REMEDIATION["sustained-rate-abuse"],
+        "taken automatically, under our policy, without a person deciding; a team lead reviews it",
     ],
     "customer_terminate": [
         "We have closed your Millimetric account acct_demo00000000001",
@@ -48,7 +54,8 @@ MUST_SAY = {
         "approved by a second team lead",
         ABUSE_CLAUSE,
         SECRETS_CLAUSE,
-        "reply to this email within 30 days",
+        "the most serious here",  # the rule that set the severity comes first
+        "reply to this email by Tuesday 29 December 2026",
     ],
     "customer_lifted": [
         "We have lifted the suspension on all API keys of your account",
