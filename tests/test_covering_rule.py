@@ -108,3 +108,20 @@ def test_the_sweep_escalates_a_warning_that_nothing_covers(case, as_lead):
     report = services.sweep(now=timezone.now() + timedelta(days=30))
     [throttle] = case.actions.filter(kind=ActionKind.THROTTLE)
     assert report.escalated_actions == [throttle.pk]
+
+
+def test_the_notice_preview_is_what_the_customer_receives_and_changes_nothing(case, as_lead, run_on_commit):
+    from enforcement.models import Notification
+
+    before = (EnforcementAction.objects.count(), Notification.objects.count())
+    preview = services.notice_preview(case=case, kind=ActionKind.SUSPEND)
+    assert (EnforcementAction.objects.count(), Notification.objects.count()) == before
+    assert preview["template"] == "customer_suspend" and "We have suspended all API keys" in preview["text"]
+    suspension = run_on_commit(services.action_propose, actor=as_lead, case_id=case.pk, kind=ActionKind.SUSPEND,
+                               reason="stop")
+    sent = Notification.objects.get(action=suspension, template="customer_suspend")
+    rendered = services.notice_preview(case=case, action=EnforcementAction.objects.get(pk=suspension.pk))
+    from enforcement import notifications
+
+    subject, text, _ = notifications.render(sent.template, sent.context)
+    assert rendered["subject"] == subject and rendered["text"] == text

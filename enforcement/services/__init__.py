@@ -29,6 +29,7 @@ from enforcement.services.actions import (
     check_retry,
     check_revert,
     covering_action,
+    notice_preview,
 )
 from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_decide, check_appeal_submit
 from enforcement.services.cases import CASE_FIELDS, case_assign, case_comment, case_refresh, case_resolve
@@ -53,7 +54,7 @@ __all__ = [
     "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_decide",
     "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
-    "escalate_overdue_warnings", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
+    "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
     "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",
     "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",
 ]

@@ -467,3 +467,36 @@ def action_expire(*, action_id: int, now: datetime | None = None) -> Enforcement
         return action
     action_lift_locked(SYSTEM, action, ActionStatus.EXPIRED, "action.expired", "expired")
     return action
+
+
+# --------------------------------------------------------------------------- what the customer will read
+
+
+def notice_preview(*, case: Case, kind: str | None = None, key_prefixes: list[str] | None = None,
+                   action: EnforcementAction | None = None, **options) -> dict:
+    """The customer's notice as it would go out: for an action awaiting approval (``action``), or for a
+    proposal not made yet (``kind`` on ``case``, with the proposal's options). Changes nothing.
+
+    Returns ``{"template", "subject", "text", "html"}``."""
+    if action is None:
+        now = timezone.now()
+        recommendation = recommendation_for(case, now=now)
+        action = EnforcementAction(
+            case=case, account=case.account, kind=kind, status=ActionStatus.SCHEDULED,
+            reason=options.get("reason", ""),
+            rate_limit_per_minute=(options.get("rate_limit_per_minute") or DEFAULT_THROTTLE_RATE)
+            if kind == ActionKind.THROTTLE else None,
+            ip_rate_limit_per_minute=(options.get("ip_rate_limit_per_minute") or DEFAULT_THROTTLE_IP_RATE)
+            if kind == ActionKind.THROTTLE else None,
+            expires_at=options.get("expires_at"),
+            remediation_deadline=(options.get("remediation_deadline")
+                                  or now + timedelta(days=settings.ENFORCEMENT["REMEDIATION_DAYS"]))
+            if kind == ActionKind.WARNING else None,
+            requested_by_label="(preview)", decided_under=decision_basis(case, ladder_reason=recommendation.reason),
+        )
+        keys = sorted(key_prefixes or [])
+    else:
+        keys = None
+    template = f"customer_{action.kind}"
+    subject, text, html = notifications.render(template, notifications.action_context(action, keys=keys))
+    return {"template": template, "subject": subject, "text": text, "html": html}
