@@ -689,3 +689,18 @@ def test_the_queue_puts_cases_awaiting_review_first(as_detector, as_agent):
     waiting = report(as_detector, AccountFactory(), external_id="b", severity="low").violation.case
     queue_order = Case.objects.open().order_by(*CASE_QUEUE_ORDERING)  # the admin's queue orders by this
     assert list(queue_order.values_list("pk", flat=True)) == [waiting.pk, reviewed.pk]
+
+
+def test_act_first_belongs_to_leads_and_trusted_tokens_an_agents_report_waits_for_a_lead(as_agent, as_lead,
+                                                                                          run_on_commit):
+    by_agent, by_lead = AccountFactory(), AccountFactory()
+    for account in (by_agent, by_lead):
+        APIKeyFactory(account=account)
+    result = run_on_commit(report, as_agent, by_agent, rule="security-abuse")
+    assert result.act_first_action is None and not result.violation.source_trusted
+    [proposal] = EnforcementAction.objects.filter(account=by_agent)
+    assert (proposal.kind, proposal.status) == ("suspend", A.AWAITING_APPROVAL)
+    assert set(statuses(by_agent).values()) == {"active"}
+    result = run_on_commit(report, as_lead, by_lead, rule="security-abuse", external_id="e-2")
+    assert result.act_first_action is not None and result.violation.source_trusted
+    assert set(statuses(by_lead).values()) == {"suspended"}
