@@ -485,3 +485,28 @@ class ServiceToken(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class Source(models.Model):
+    """A reporting source (a detector's name, "github-secret-scanning" ...) and the reporter it belongs to.
+
+    (source, external_id) is a report's idempotency key, so a source is scoped to its reporter: the first token
+    or staff member that reports under it owns it, and nobody else may report, replay or read under it. A
+    reserved source (no owner, ``reserved``) is the system's own (the GitHub endpoint, the edge). Leads may
+    hand a source to another reporter in the admin."""
+
+    name = models.CharField(max_length=64, unique=True)
+    owner_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    owner_token = models.ForeignKey(
+        ServiceToken, null=True, blank=True, on_delete=models.PROTECT, related_name="sources"
+    )
+    reserved = models.BooleanField(default=False, help_text="The system's own: only the console reports under it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

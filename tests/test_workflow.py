@@ -22,7 +22,8 @@ A = EnforcementAction.Status
 def report(actor, account, rule="secrets-in-events", external_id="e-1", **kwargs):
     kwargs.setdefault("summary", "card numbers in events")
     return services.violation_report(
-        actor=actor, account=account.public_id, rule=rule, source="detector", external_id=external_id, **kwargs
+        actor=actor, account=account.public_id, rule=rule, source=f"detector-{actor.identity}",
+        external_id=external_id, **kwargs
     )
 
 

@@ -18,6 +18,7 @@ from enforcement.admin import (  # noqa: F401  (imported to register their Model
     cases,
     outbox,
     rules,
+    sources,
     tokens,
     violations,
 )

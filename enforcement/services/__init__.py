@@ -42,12 +42,14 @@ from enforcement.services.key_state import (
 )
 from enforcement.services.recommendations import recommendation_for, strikes_for, strikes_for_cases
 from enforcement.services.rules import RULE_FIELDS, rule_save
+from enforcement.services.sources import RESERVED_SOURCES, check_source, source_for_report, source_reassign
 from enforcement.services.sweep import SweepReport, escalate_overdue_warnings, sweep
 from enforcement.services.tokens import service_token_create, service_token_revoke
 from enforcement.services.violations import ReportResult, violation_dismiss, violation_report, violation_report_batch
 
 __all__ = [
-    "ACTION_FIELDS", "CASE_FIELDS", "RULE_FIELDS", "ReportResult", "SweepReport",
+    "ACTION_FIELDS", "CASE_FIELDS", "RESERVED_SOURCES", "RULE_FIELDS", "ReportResult", "SweepReport",
+    "check_source", "source_for_report", "source_reassign",
     "account_get", "account_keys_recompute", "account_upsert", "act_first_suspend", "action_apply",
     "action_approve", "action_cancel", "action_confirm", "action_expire", "action_propose",
     "action_record_failure", "action_retry", "action_revert", "all_keys_recompute", "appeal_decide",

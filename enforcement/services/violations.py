@@ -18,6 +18,7 @@ from enforcement.services.actions import act_first_suspend, action_propose_locke
 from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
 from enforcement.services.locks import for_update, lock_case
 from enforcement.services.recommendations import recommend, recommendation_for, strikes_for_cases
+from enforcement.services.sources import source_for_report
 
 
 @dataclass
@@ -89,6 +90,7 @@ def violation_report(
     missing = _missing_report_fields({"source": source, "external_id": external_id, "summary": summary})
     if missing:
         raise ValidationFailed("The violation report is not valid.", fields=missing)
+    source_for_report(actor=actor, name=source[:64])  # before anything stored under it is looked at
     existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case", "rule").first()
     if existing is not None:
         return ReportResult(existing, False, recommendation_for(existing.case))
@@ -214,10 +216,15 @@ def violation_report_batch(*, actor: Actor, reports: list[dict]) -> list[ReportR
     answers: list[ReportResult | ServiceError | None] = [None] * len(reports)
     first_of: dict[tuple[str, str], int] = {}
     repeats: dict[int, int] = {}
+    sources_checked: dict[str, ServiceError | None] = {}
     for index, report in enumerate(reports):
         missing = _missing_report_fields(report)
         if missing:
             answers[index] = ValidationFailed("The violation report is not valid.", fields=missing)
+            continue
+        refusal = _source_refusal(actor, report["source"][:64], sources_checked)
+        if refusal is not None:
+            answers[index] = refusal
             continue
         pair = (report["source"], report["external_id"])
         if pair in first_of:
@@ -259,6 +266,17 @@ def violation_report_batch(*, actor: Actor, reports: list[dict]) -> list[ReportR
             answer.violation, False, answer.recommendation
         )
     return answers
+
+
+def _source_refusal(actor: Actor, name: str, checked: dict[str, ServiceError | None]) -> ServiceError | None:
+    """``source_for_report`` once per source name of a batch; its refusal, if any, answers each item."""
+    if name not in checked:
+        try:
+            source_for_report(actor=actor, name=name)
+            checked[name] = None
+        except ServiceError as exc:
+            checked[name] = exc
+    return checked[name]
 
 
 def _batch_resolve_inputs(reports: list[dict], indexes: list[int], answers: list) -> list[tuple]:

@@ -15,7 +15,7 @@ def report(actor, account, *, rule="secrets-in-events", severity=None, key=None,
            external_id=None):
     """Report a violation through the service, as a detector would."""
     return services.violation_report(
-        actor=actor, account=account, rule=rule, source="test-detector",
+        actor=actor, account=account, rule=rule, source=f"test-detector-{actor.identity}",  # sources are per reporter
         external_id=external_id or f"ext-{next(_external_ids)}",
         summary=summary or f"{rule} seen in events", severity=severity, api_key=key, evidence=evidence,
     )

@@ -132,3 +132,20 @@ def test_report_form_errors_are_shown_on_the_form(agent_client, make_account):
 
 def test_auditors_cannot_report(auditor_client):
     assert auditor_client.get("/admin/enforcement/violation/report/").status_code == 403
+
+
+def test_a_lead_hands_a_source_over_and_an_agent_cannot(lead_client, agent_client, as_detector, lead):
+    from enforcement.models import ServiceToken, Source
+    from tests.admin.conftest import report
+    from tests.factories import AccountFactory
+
+    report(as_detector, AccountFactory())
+    source = Source.objects.get(owner_token=as_detector.token)
+    new_token = ServiceToken.objects.create(name="new-detector", prefix="mmst_x", token_sha256="f" * 64)
+    url = f"/admin/enforcement/source/{source.pk}/change/"
+    assert agent_client.post(url, {"owner_token": new_token.pk}).status_code == 403
+    assert lead_client.get("/admin/enforcement/source/").status_code == 200
+    response = lead_client.post(url, {"owner_token": new_token.pk, "owner_user": ""})
+    assert response.status_code == 302
+    assert Source.objects.get(pk=source.pk).owner_token == new_token
+    assert AuditEvent.objects.filter(verb="source.reassigned", actor_label=lead.username).exists()

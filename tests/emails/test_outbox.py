@@ -282,7 +282,8 @@ def test_samples_have_the_shape_the_services_write(as_agent, as_lead, as_second_
         APIKeyFactory(account=a)
 
     def report(account, rule, external_id, actor=as_agent, **kwargs):
-        return run_on_commit(services.violation_report, actor=actor, account=account, rule=rule, source="t",
+        return run_on_commit(services.violation_report, actor=actor, account=account, rule=rule,
+                             source=f"t-{actor.identity}",
                              external_id=external_id, summary="seen", **kwargs)
 
     # A warning, then a throttle that fails for good.
