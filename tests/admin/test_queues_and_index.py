@@ -107,5 +107,5 @@ def test_every_model_of_the_console_is_registered_on_its_site():
     assert {model._meta.label for model in admin.site._registry} == {
         "auth.Group", "auth.User", "accounts.Account", "accounts.APIKey", "enforcement.Appeal",
         "enforcement.AuditEvent", "enforcement.Case", "enforcement.EnforcementAction", "enforcement.Notification",
-        "enforcement.Rule", "enforcement.ServiceToken", "enforcement.Violation",
+        "enforcement.Rule", "enforcement.ServiceToken", "enforcement.Source", "enforcement.Violation",
     }
