@@ -96,6 +96,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or None  # the edge store of key states, and by default the cache
+# The gate's per-IP buckets group IPv6 addresses by network: one subscriber holds a whole /64.
+EDGE_IPV6_PREFIX = env_int("EDGE_IPV6_PREFIX", 64, minimum=16)
+if EDGE_IPV6_PREFIX > 128:
+    raise ImproperlyConfigured(f"EDGE_IPV6_PREFIX={EDGE_IPV6_PREFIX} is longer than an IPv6 address (128).")
 # The cache (API throttling, idempotency replays) may live in another Redis database, so that clearing
 # the cache (FLUSHDB) can never empty the edge store.
 CACHE_URL = env_str("CACHE_URL") or REDIS_URL
@@ -235,6 +239,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "enforcement.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # How many proxies in front set X-Forwarded-For; 0 (the default): it is ignored and the client address is
+    # REMOTE_ADDR, so a client cannot rotate the header to escape the per-address throttle.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0, minimum=0),
 }
 # Idempotency-Key: how long a POST's first answer is kept for replays (kept in the default cache).
 API_IDEMPOTENCY_TTL_SECONDS = env_int("API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60)

@@ -15,6 +15,8 @@ from functools import lru_cache
 from itertools import islice
 from typing import NamedTuple
 
+from django.conf import settings
+
 from accounts.models import APIKey, KeyStatus
 
 UNIT = 60_000  # one request, in "limit x milliseconds": a bucket refills `limit` units per millisecond
@@ -69,12 +71,18 @@ class Verdict(NamedTuple):
 
 
 @lru_cache(maxsize=65536)
-def normalise_ip(ip: str) -> str:
-    """The canonical text of an address (so ``::ffff:1.2.3.4``-style spellings share a bucket)."""
+def normalise_ip(ip: str, *, ipv6_prefix: int | None = None) -> str:
+    """The per-IP bucket an address counts against: an IPv4 address itself (``::ffff:1.2.3.4``-style spellings
+    share its bucket), an IPv6 address by its network of ``ipv6_prefix`` bits (``EDGE_IPV6_PREFIX``, default
+    64): one subscriber commonly holds a whole /64, and would otherwise get 2**64 buckets."""
     address = ipaddress.ip_address(ip.strip())
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return address.compressed
+    if isinstance(address, ipaddress.IPv4Address):
+        return address.compressed
+    if ipv6_prefix is None:
+        ipv6_prefix = getattr(settings, "EDGE_IPV6_PREFIX", 64)
+    return ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False).compressed
 
 
 # --------------------------------------------------------------------------- the bucket, in Python

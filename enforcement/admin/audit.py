@@ -70,11 +70,20 @@ AUDIT_COLUMNS = ["id", "created_at", "actor_type", "actor_label", "verb", "targe
                  "account", "before", "after", "note"]
 
 
+# OWASP's CSV injection rule: a cell a spreadsheet would read as a formula is prefixed with a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def audit_csv_rows(queryset):
     writer = csv.writer(_Echo())
     yield writer.writerow(AUDIT_COLUMNS)
     for event in queryset.select_related("account").iterator(chunk_size=2000):
-        yield writer.writerow([
+        yield writer.writerow(csv_cell(cell) for cell in [
             event.pk, event.created_at.isoformat(), event.actor_type, event.actor_label, event.verb,
             event.target_type, event.target_id, event.case_id or "",
             event.account.public_id if event.account_id else "",

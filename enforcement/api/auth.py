@@ -9,6 +9,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from enforcement.actors import Actor
+from enforcement.api.throttling import throttle_unauthenticated
 from enforcement.models import ServiceToken
 from enforcement.tokens import service_token_authenticate
 
@@ -55,6 +56,7 @@ class ServiceTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         token = service_token_authenticate(raw)
         if token is None:
+            throttle_unauthenticated(request)  # guessing tokens costs the address its anonymous budget
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
         return TokenPrincipal(token), token
 
@@ -73,16 +75,6 @@ def actor_of(request) -> Actor:
             actor = Actor.for_user(request.user)
         request._enforcement_actor = actor
     return actor
-
-
-def principal_of(request) -> str | None:
-    """A stable name for who is calling, for throttling and idempotency keys."""
-    if isinstance(request.auth, ServiceToken):
-        return f"token:{request.auth.pk}"
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.pk is not None:
-        return f"user:{user.pk}"
-    return None
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):

@@ -6,19 +6,26 @@ staff member), the method, the path and the key. While the first request is stil
 a retry is told so (409). Reusing a key for a different body is refused (409), so a client
 bug cannot silently get someone else's answer. Server errors are not kept: retrying one runs
 the request again.
+
+A cache that is down fails open: the request runs as if it carried no key (logged). The services
+are idempotent where it matters (reports per source and external id, approvals, transitions), so
+a retry then changes nothing more; only the byte-for-byte replay of the first answer is lost.
 """
 
 import functools
 import hashlib
 import json
+import logging
 
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from enforcement.api.auth import principal_of
+from enforcement.api.principals import principal_of
 from enforcement.errors import Conflict, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -46,6 +53,14 @@ def _replay(record: dict, fingerprint: str) -> Response:
     return Response(record["data"], status=record["status"], headers={REPLAYED_HEADER: "true"})
 
 
+def _quietly(operation, *args, **kwargs) -> None:
+    """A cache write that may fail (the cache went down mid-request) without failing the request."""
+    try:
+        operation(*args, **kwargs)
+    except Exception as exc:
+        log.warning("idempotency record not written, the cache is unavailable: %s", exc)
+
+
 def idempotent(handler):
     """Decorate a view's POST handler (``post``, ``create`` or a POST ``@action``)."""
 
@@ -63,11 +78,17 @@ def idempotent(handler):
         record_key = "api-idempotency:" + hashlib.sha256(scope.encode()).hexdigest()
         lock_key = record_key + ":running"
         fingerprint = _fingerprint(request.data)
-        record = cache.get(record_key)
+        try:
+            record = cache.get(record_key)
+            if record is None and not cache.add(lock_key, 1, timeout=LOCK_SECONDS):
+                raise IdempotencyConflict(f"A request with this {HEADER} is still running; retry in a moment.")
+        except IdempotencyConflict:
+            raise
+        except Exception as exc:  # the cache is down: run the request, without a replay record
+            log.warning("%s not honoured, the cache is unavailable: %s", HEADER, exc)
+            return handler(view, request, *args, **kwargs)
         if record is not None:
             return _replay(record, fingerprint)
-        if not cache.add(lock_key, 1, timeout=LOCK_SECONDS):
-            raise IdempotencyConflict(f"A request with this {HEADER} is still running; retry in a moment.")
         try:
             record = cache.get(record_key)
             if record is not None:
@@ -78,14 +99,11 @@ def idempotent(handler):
                 response = view.handle_exception(exc)
             if response.status_code < 500:
                 data = json.loads(json.dumps(response.data, cls=JSONEncoder))
-                cache.set(
-                    record_key,
-                    {"fingerprint": fingerprint, "status": response.status_code, "data": data},
-                    timeout=_ttl(),
-                )
+                _quietly(cache.set, record_key,
+                         {"fingerprint": fingerprint, "status": response.status_code, "data": data}, timeout=_ttl())
             return response
         finally:
-            cache.delete(lock_key)
+            _quietly(cache.delete, lock_key)
 
     wrapper.idempotent = True
     return wrapper

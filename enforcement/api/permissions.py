@@ -17,13 +17,15 @@ views must scope their querysets themselves.
 
 from rest_framework.permissions import BasePermission
 
-from enforcement.actors import APPROVE_ACTION, PROPOSE_ACTION, SUBMIT_APPEAL, WORK_CASE
+from enforcement.actors import APPROVE_ACTION, MANAGE_INVENTORY, PROPOSE_ACTION, SUBMIT_APPEAL, WORK_CASE
 from enforcement.api.auth import actor_of
+from enforcement.api.throttling import throttle_unauthenticated
 from enforcement.models import ServiceToken
 
 S = ServiceToken.Scope
 
-# The capability a staff member needs for a scope; None: any role will do (reading, the gate).
+# The capability a staff member needs for a scope; None: any role will do (reading). The gate takes from a
+# customer key's buckets, so only those who work cases may call it (not an auditor).
 STAFF_CAPABILITY_FOR_SCOPE: dict[str, str | None] = {
     S.VIOLATIONS_WRITE: "report_violation",
     S.CASES_READ: None,
@@ -31,8 +33,8 @@ STAFF_CAPABILITY_FOR_SCOPE: dict[str, str | None] = {
     S.ACTIONS_WRITE: PROPOSE_ACTION,
     S.ACTIONS_APPROVE: APPROVE_ACTION,
     S.APPEALS_WRITE: SUBMIT_APPEAL,
-    S.INVENTORY_WRITE: WORK_CASE,
-    S.GATE_CHECK: None,
+    S.INVENTORY_WRITE: MANAGE_INVENTORY,
+    S.GATE_CHECK: WORK_CASE,
     S.AUDIT_READ: None,
 }
 
@@ -69,6 +71,7 @@ class ScopePermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         if user is None or not user.is_authenticated:
+            throttle_unauthenticated(request)  # before the 401: DRF's throttles run after permissions
             return False  # DRF answers 401 (the token authenticator names the scheme)
         if request.method.upper() == "OPTIONS":
             return True  # describes the route, changes and reveals nothing

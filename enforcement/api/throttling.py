@@ -6,13 +6,17 @@ limit. Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (env: ``API_
 ``API_ANON_THROTTLE_RATE``); a view may name another rate with ``throttle_scope``.
 """
 
+import logging
 import time
 
 from django.core.cache import cache
+from rest_framework.exceptions import Throttled
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from enforcement.api.auth import principal_of
+from enforcement.api.principals import principal_of
+
+log = logging.getLogger(__name__)
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -26,17 +30,22 @@ def parse_rate(rate: str | None) -> tuple[int, int] | None:
 
 
 class PrincipalRateThrottle(BaseThrottle):
-    """Per service token or staff member; unauthenticated callers per client address."""
+    """Per service token or staff member; unauthenticated callers (and bad tokens) per client address.
+
+    The client address is ``REMOTE_ADDR`` unless ``TRUSTED_PROXY_COUNT`` proxies stand in front
+    (DRF's ``NUM_PROXIES``): a client cannot rotate ``X-Forwarded-For`` to get a fresh budget.
+    A cache that is down lets requests through (logged): throttling is a courtesy, the API is not."""
 
     timer = time.time
 
     def allow_request(self, request, view) -> bool:
         principal = principal_of(request)
-        rates = api_settings.DEFAULT_THROTTLE_RATES or {}
         if principal is None:
-            rate_name, ident = "anonymous", f"ip:{self.get_ident(request)}"
-        else:
-            rate_name, ident = getattr(view, "throttle_scope", None) or "principal", principal
+            return self.allow(rate_name="anonymous", ident=f"ip:{self.get_ident(request)}")
+        return self.allow(rate_name=getattr(view, "throttle_scope", None) or "principal", ident=principal)
+
+    def allow(self, *, rate_name: str, ident: str) -> bool:
+        rates = api_settings.DEFAULT_THROTTLE_RATES or {}
         parsed = parse_rate(rates.get(rate_name, rates.get("principal")))
         if parsed is None:
             return True
@@ -45,14 +54,26 @@ class PrincipalRateThrottle(BaseThrottle):
         window = int(now // period)
         self.retry_after = period - (now - window * period)
         key = f"api-throttle:{rate_name}:{ident}:{period}:{window}"
-        if cache.add(key, 1, timeout=period + 1):
-            return True
         try:
-            count = cache.incr(key)
-        except ValueError:  # the window expired between add and incr
-            cache.add(key, 1, timeout=period + 1)
+            if cache.add(key, 1, timeout=period + 1):
+                return True
+            try:
+                count = cache.incr(key)
+            except ValueError:  # the window expired between add and incr
+                cache.add(key, 1, timeout=period + 1)
+                return True
+        except Exception as exc:  # the cache is down: fail open
+            log.warning("API throttle skipped, the cache is unavailable: %s", exc)
             return True
         return count <= limit
 
     def wait(self) -> float | None:
         return getattr(self, "retry_after", None)
+
+
+def throttle_unauthenticated(request) -> None:
+    """Count a request that brings no valid credentials against its address; raise ``Throttled`` over the
+    anonymous rate. Called before the 401, which DRF would otherwise answer before any throttle runs."""
+    throttle = PrincipalRateThrottle()
+    if not throttle.allow(rate_name="anonymous", ident=f"ip:{throttle.get_ident(request)}"):
+        raise Throttled(wait=throttle.wait())

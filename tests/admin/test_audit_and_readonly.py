@@ -104,3 +104,14 @@ def test_lists_of_actions_violations_notifications_and_appeals(agent_client, wor
     response = agent_client.get("/admin/enforcement/notification/", {"status__exact": "sent"})
     assert response.status_code == 200
     assert Case.objects.count() == 2
+
+
+def test_the_csv_export_neutralises_formulas(auditor_client, as_agent, make_account, as_detector):
+    """OWASP's CSV injection rule: a cell a spreadsheet would run as a formula starts with a quote."""
+    case = report(as_detector, make_account()).violation.case
+    services.case_resolve(actor=as_agent, case_id=case.pk, resolution='=HYPERLINK("http://evil.example","x")')
+    response = auditor_client.get("/admin/enforcement/auditevent/export/", {"q": f"case:{case.pk}"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    notes = [row["note"] for row in rows if row["verb"] == "case.resolved"]
+    assert notes == ['\'=HYPERLINK("http://evil.example","x")']
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())

@@ -73,6 +73,16 @@ def test_address_spellings_share_one_bucket(store, token):
     assert gate.check(token, "::ffff:192.0.2.9", now_ms=NOW).reason == "rate_limited"
 
 
+def test_ipv6_addresses_share_their_network_s_bucket(store, token, settings):
+    """Rotating addresses inside one /64 (which a single subscriber holds) does not escape the per-IP limit."""
+    publish(store, token, ip_limit=1)
+    assert gate.check(token, "2001:db8:1:2::1", now_ms=NOW).allowed
+    assert gate.check(token, "2001:db8:1:2:ffff:ffff:ffff:fffe", now_ms=NOW).reason == "rate_limited"
+    assert gate.check(token, "2001:db8:1:3::1", now_ms=NOW).allowed  # the next /64 is someone else
+    settings.EDGE_IPV6_PREFIX = 128  # an operator who wants every address apart
+    assert gate.check(token, "2001:db8:1:2::2", now_ms=NOW).allowed
+
+
 def test_a_bad_address_is_a_value_error(store, token):
     with pytest.raises(ValueError):
         gate.check(token, "not-an-ip")

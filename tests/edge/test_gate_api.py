@@ -74,6 +74,14 @@ def test_a_token_without_the_gate_scope_is_403(store, keys):
     assert response.json()["error"]["code"] == "forbidden"
 
 
+def test_an_auditor_may_not_call_the_gate_an_agent_may(store, keys, auditor, agent):
+    """A gate call takes from the key's buckets: reading the console is no reason to spend a customer's limit."""
+    for user, status in ((auditor, 403), (agent, 200)):
+        client = APIClient()
+        client.force_login(user)
+        assert client.post(URL, {"key": keys[1].token, "ip": "203.0.113.5"}, format="json").status_code == status
+
+
 def test_bad_input_is_a_validation_error(store, gate_client):
     response = gate_client.post(URL, {"key": "", "ip": "300.1.1.1"}, format="json")
     assert response.status_code == 400
