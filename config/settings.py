@@ -200,6 +200,9 @@ ENFORCEMENT = {
     "APPEAL_DECISION_HOURS": env_int("APPEAL_DECISION_HOURS", 72, minimum=1),
     # An action awaiting a lead's approval is due by the case severity's SLA (SLA_HOURS) from its proposal.
     "APPLY_MAX_RETRIES": env_int("APPLY_MAX_RETRIES", 5, minimum=0),
+    # An email that fails for a passing reason (server down, timeout, 4xx reply) is retried, with capped
+    # exponential backoff, for this long after its first failure; only a 5xx for the recipient fails it at once.
+    "EMAIL_RETRY_HOURS": env_int("EMAIL_RETRY_HOURS", 24, minimum=1),
     # An action scheduled longer ago than this without being applied is re-enqueued by the sweep.
     "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 60, minimum=0),
 }

@@ -378,6 +378,12 @@ class Notification(models.Model):
     message_id = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a transient failure: not tried again before this time."
+    )
+    retry_until = models.DateTimeField(
+        null=True, blank=True, help_text="Passing failures are retried until then (EMAIL_RETRY_HOURS after the first).",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -387,6 +393,8 @@ class Notification(models.Model):
         ]
         indexes = [
             models.Index(fields=["created_at"], condition=Q(status="pending"), name="notification_pending_idx"),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="notification_due_idx"),
+            models.Index(fields=["created_at"], condition=Q(status="failed"), name="notification_failed_idx"),
             models.Index(fields=["case", "created_at"]),
         ]
 

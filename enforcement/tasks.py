@@ -8,6 +8,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from enforcement import notifications, services
 from enforcement.errors import NotFound
@@ -36,14 +37,15 @@ def apply_action(self, action_id: int) -> str:
     return action.status
 
 
-@shared_task(bind=True, acks_late=True, max_retries=notifications.MAX_SEND_ATTEMPTS, soft_time_limit=60, time_limit=90)
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=60, time_limit=90)
 def send_notification(self, notification_id: int) -> str:
+    """Send one email. After a passing failure, try again when its backoff ends (the notice's own retry
+    window decides when to stop; the sweep also sends notices whose retry message was lost)."""
     try:
         notification = notifications.notification_send(notification_id=notification_id)
-    except Exception as exc:
-        if self.request.retries >= self.max_retries:
-            return "failed"
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    except notifications.SendDeferred as exc:
+        countdown = max(1, int((exc.retry_at - timezone.now()).total_seconds()) + 1)
+        raise self.retry(exc=exc, countdown=countdown) from exc
     return notification.status if notification else "skipped"
 
 

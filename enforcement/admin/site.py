@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
+from enforcement import notifications
 from enforcement.models import Appeal, Case, EnforcementAction, Notification
 
 
@@ -54,6 +55,13 @@ def team_day(user, *, now=None) -> list[dict]:
             "label": "Failed emails",
             "count": Notification.objects.filter(status=Notification.Status.FAILED).count(),
             "url": f"{reverse('admin:enforcement_notification_changelist')}?status__exact=failed",
+            "tone": "danger",
+        },
+        {
+            # Told here, not by email: when notices are stuck, the mail server may be why.
+            "label": f"Customer notices unsent after {int(notifications.STUCK_AFTER.total_seconds() // 60)} min",
+            "count": notifications.stuck_customer_notices(now=now),
+            "url": f"{reverse('admin:enforcement_notification_changelist')}?status__exact=pending",
             "tone": "danger",
         },
     ]

@@ -10,8 +10,9 @@
 from enforcement.notifications.facts import action_context, case_context
 from enforcement.notifications.outbox import (
     CLAIM_LEASE,
-    MAX_SEND_ATTEMPTS,
+    STUCK_AFTER,
     TEMPLATES,
+    SendDeferred,
     notification_record_failure,
     notification_resend,
     notification_send,
@@ -19,7 +20,9 @@ from enforcement.notifications.outbox import (
     notify_customer,
     notify_recipients,
     notify_staff,
+    retry_delay,
     staff_recipients,
+    stuck_customer_notices,
     stuck_ids,
 )
 from enforcement.notifications.rendering import render
@@ -27,7 +30,8 @@ from enforcement.notifications.samples import sample_context
 from enforcement.notifications.wording import REMEDIATION, URGENCY
 
 __all__ = [
-    "CLAIM_LEASE", "MAX_SEND_ATTEMPTS", "REMEDIATION", "TEMPLATES", "URGENCY", "action_context", "case_context",
+    "CLAIM_LEASE", "REMEDIATION", "STUCK_AFTER", "TEMPLATES", "URGENCY", "SendDeferred", "action_context",
+    "case_context", "retry_delay", "stuck_customer_notices",
     "notification_record_failure", "notification_resend", "notification_send", "notify_account", "notify_customer",
     "notify_recipients", "notify_staff", "render", "sample_context", "staff_recipients", "stuck_ids",
 ]

@@ -1,9 +1,14 @@
 """The email outbox: rows written with the state change that causes them, sent by a task.
 
 A row is unique per (event_key, recipient), so a state change that is retried cannot
-write a second email; sending claims the row with a conditional UPDATE, so two workers
-running the same send cannot both deliver it. A row ends ``sent`` (with its Message-ID)
-or, after ``MAX_SEND_ATTEMPTS`` tries or a permanent refusal, ``failed`` (with the error).
+write a second email; sending claims the row with a conditional UPDATE (one claim, one
+attempt), so two workers running the same send cannot both deliver it. A row ends ``sent``
+(with its Message-ID), or ``failed`` on a permanent refusal (a 5xx for that recipient, a broken
+template). A passing failure (the server down or slow, a 4xx reply) sets ``next_attempt_at`` with
+capped exponential backoff, and the task and the sweep try again when it is due, for
+``EMAIL_RETRY_HOURS`` after the first failure: an SMTP outage delays notices, never loses them.
+Customer notices pending for over ``STUCK_AFTER`` are shown to staff on the console's front page
+and by ``/readyz`` (channels that do not depend on the same SMTP server).
 """
 
 import logging
@@ -31,13 +36,24 @@ from lib import queue
 log = logging.getLogger(__name__)
 
 
-MAX_SEND_ATTEMPTS = 5
-
-
 SEND_TASK = "enforcement.tasks.send_notification"
-
-
 CLAIM_LEASE = timedelta(minutes=5)
+FIRST_RETRY_SECONDS = 30
+MAX_RETRY_SECONDS = 30 * 60
+STUCK_AFTER = timedelta(minutes=15)
+
+
+class SendDeferred(Exception):
+    """A passing failure: the notice is tried again at ``retry_at`` (the task retries then; so does the sweep)."""
+
+    def __init__(self, message: str, retry_at: datetime):
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+def retry_delay(attempts: int) -> int:
+    """Seconds to wait after the ``attempts``-th failed try: 30 s, 1 min, 2 min ... at most 30 min."""
+    return min(FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1), MAX_RETRY_SECONDS)
 
 
 # Every template, with who it is for; the admin's preview lists these.
@@ -105,13 +121,29 @@ def notify_staff(*, template: str, event_key: str, context: dict, case=None, act
                   case=case, action=action, account=case.account if case else None, context=context)
 
 
-def stuck_ids(*, now: datetime, grace: timedelta) -> list[int]:
-    """Pending emails whose send task seems lost (or whose claim lapsed)."""
-    return list(
-        Notification.objects.filter(status=Notification.Status.PENDING, created_at__lte=now - grace)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lte=now - CLAIM_LEASE))
-        .values_list("pk", flat=True)[:1000]
+def _claimable(now: datetime) -> Q:
+    """Free to claim now: nobody holds it (or the holder's lease lapsed) and no backoff is running."""
+    return (Q(claimed_at__isnull=True) | Q(claimed_at__lte=now - CLAIM_LEASE)) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
+
+
+def stuck_ids(*, now: datetime, grace: timedelta) -> list[int]:
+    """Pending emails due a try whose task seems lost: never tried within the grace, or their backoff ended."""
+    due = Q(next_attempt_at__isnull=True, created_at__lte=now - grace) | Q(next_attempt_at__lte=now)
+    return list(
+        Notification.objects.filter(status=Notification.Status.PENDING).filter(due & _claimable(now))
+        .order_by("pk").values_list("pk", flat=True)[:1000]
+    )
+
+
+def stuck_customer_notices(*, now: datetime | None = None) -> int:
+    """Customer notices still unsent ``STUCK_AFTER`` after they were written (for the front page, /readyz)."""
+    now = now or timezone.now()
+    return Notification.objects.filter(
+        status=Notification.Status.PENDING, audience=Notification.Audience.CUSTOMER,
+        created_at__lte=now - STUCK_AFTER,
+    ).count()
 
 
 def _message_id_domain() -> str:
@@ -119,7 +151,8 @@ def _message_id_domain() -> str:
 
 
 def _is_permanent(exc: Exception) -> bool:
-    """Errors that another try cannot fix: a refused recipient or message, a broken template."""
+    """Errors that another try cannot fix: the recipient or the message refused with a 5xx, a broken template.
+    Everything else (refused connections, timeouts, 4xx replies, our sender refused) passes."""
     if isinstance(exc, TemplateDoesNotExist | TemplateSyntaxError):
         return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -148,13 +181,13 @@ def _build_message(notification: Notification) -> EmailMultiAlternatives:
 def notification_send(*, notification_id: int) -> Notification | None:
     """Send one email at most once: claim the row, send outside any transaction, record the result.
 
-    Returns None when there is nothing to do (sent already, failed for good, or another
-    worker holds the claim). Raises after a failure that is worth another try.
+    Returns None when there is nothing to do (sent already, failed for good, another worker
+    holds the claim, or its backoff is still running). Raises ``SendDeferred`` after a passing failure.
     """
     now = timezone.now()
     claimed = (
         Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lte=now - CLAIM_LEASE))
+        .filter(_claimable(now))
         .update(claimed_at=now, attempts=F("attempts") + 1)
     )
     if not claimed:
@@ -176,7 +209,7 @@ def notification_send(*, notification_id: int) -> Notification | None:
         )
         if notification.status == Notification.Status.FAILED:
             return notification
-        raise
+        raise SendDeferred(str(exc), notification.next_attempt_at) from exc
     with transaction.atomic():
         updated = Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING).update(
             status=Notification.Status.SENT, sent_at=timezone.now(), subject=message.subject[:300], last_error="",
@@ -188,18 +221,25 @@ def notification_send(*, notification_id: int) -> Notification | None:
 
 
 def notification_record_failure(*, notification_id: int, error: str, final: bool = False) -> Notification:
-    """Record a failed try; the row fails for good after the last try or when ``final``."""
+    """Record a failed try (its claim ends): a permanent one (``final``) or one past ``retry_until`` fails the
+    notice for good; a passing one sets when to try again."""
     with transaction.atomic():
         notification = Notification.objects.select_for_update().get(pk=notification_id)
         if notification.status != Notification.Status.PENDING:
             return notification
+        now = timezone.now()
         notification.last_error = error[:2000]
         notification.claimed_at = None
-        fields = ["last_error", "claimed_at"]
-        if final or notification.attempts >= MAX_SEND_ATTEMPTS:
+        if notification.retry_until is None:
+            notification.retry_until = now + timedelta(hours=settings.ENFORCEMENT["EMAIL_RETRY_HOURS"])
+        fields = ["last_error", "claimed_at", "retry_until", "next_attempt_at"]
+        if final or now >= notification.retry_until:
             notification.status = Notification.Status.FAILED
+            notification.next_attempt_at = None
             fields.append("status")
             _audit(notification, "notification.failed", {"status": "failed", "error": error[:300]})
+        else:
+            notification.next_attempt_at = now + timedelta(seconds=retry_delay(notification.attempts))
         notification.save(update_fields=fields)
         return notification
 
@@ -215,8 +255,8 @@ def notification_resend(*, actor: Actor, notification_id: int) -> Notification:
             return notification
         notification.status = Notification.Status.PENDING
         notification.attempts = 0
-        notification.claimed_at = None
-        notification.save(update_fields=["status", "attempts", "claimed_at"])
+        notification.claimed_at = notification.next_attempt_at = notification.retry_until = None
+        notification.save(update_fields=["status", "attempts", "claimed_at", "next_attempt_at", "retry_until"])
         audit_record(actor=actor, verb="notification.resent", target=notification, case=notification.case,
                      account=notification.account, before={"status": "failed"}, after={"status": "pending"})
         queue.enqueue_on_commit(SEND_TASK, notification.pk)

@@ -3,6 +3,7 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django.utils.html import escape
 
 from enforcement import notifications, services
@@ -263,8 +264,8 @@ def test_a_failed_email_on_the_timeline_can_be_resent(agent_client, high_case, a
     throttle = services.action_propose(actor=as_lead, case_id=high_case.pk, kind="throttle", reason="r")
     services.action_apply(action_id=throttle.pk)
     email = high_case.notifications.get(template="customer_throttle")
-    # As if every try so far had failed: the next failure is the last.
-    type(email).objects.filter(pk=email.pk).update(status="pending", attempts=notifications.MAX_SEND_ATTEMPTS)
+    # As if it had failed for EMAIL_RETRY_HOURS: the next failure is the last.
+    type(email).objects.filter(pk=email.pk).update(status="pending", retry_until=timezone.now())
     notifications.notification_record_failure(notification_id=email.pk, error="SMTPServerDisconnected: gone")
     email.refresh_from_db()
     assert email.status == "failed"

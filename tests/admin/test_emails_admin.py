@@ -1,6 +1,7 @@
 """Email previews of every template and resending failed emails."""
 
 import pytest
+from django.utils import timezone
 
 from enforcement import notifications
 from enforcement.models import AuditEvent, Notification
@@ -78,7 +79,7 @@ def test_resend_a_failed_email(agent_client, auditor_client, high_case, as_lead,
     throttle = services.action_propose(actor=as_lead, case_id=high_case.pk, kind="throttle", reason="r")
     services.action_apply(action_id=throttle.pk)
     email = Notification.objects.get(case=high_case, template="customer_throttle")
-    Notification.objects.filter(pk=email.pk).update(attempts=notifications.MAX_SEND_ATTEMPTS)
+    Notification.objects.filter(pk=email.pk).update(retry_until=timezone.now())  # its retry window is over
     notifications.notification_record_failure(notification_id=email.pk, error="SMTPServerDisconnected: gone")
     email.refresh_from_db()
     assert email.status == "failed"

@@ -18,10 +18,11 @@ def smtp_server():
     controller = LoopbackController(mailbox)
     controller.start()
     mailbox.port = controller.port
+    mailbox.controller = controller
     try:
         yield mailbox
     finally:
-        controller.stop()
+        mailbox.controller.stop()
 
 
 @pytest.fixture

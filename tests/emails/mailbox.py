@@ -31,12 +31,22 @@ class Received:
 
 
 class Mailbox:
-    """An aiosmtpd handler keeping every message; refuses the recipients in ``refuse`` with a 550."""
+    """An aiosmtpd handler keeping every message; refuses the recipients in ``refuse`` with a 550.
+    ``go_down()`` and ``come_back()`` stop and restart the server on the same port (an outage)."""
 
     def __init__(self):
         self.messages: list[Received] = []
         self.refuse: set[str] = set()
         self.port: int | None = None
+        self.controller: Controller | None = None
+
+    def go_down(self) -> None:
+        self.controller.stop()
+
+    def come_back(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, server_hostname="smtp.test",
+                                     ready_timeout=10)
+        self.controller.start()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:

@@ -177,32 +177,48 @@ def eager_retries():
 
 @pytest.fixture
 def flaky(settings, monkeypatch, eager_retries):
-    """A mail server refusing connections ``FlakyBackend.failures`` times; returns the retry delays used."""
+    """A mail server refusing connections ``FlakyBackend.failures`` times."""
     settings.EMAIL_BACKEND = f"{BACKENDS}.FlakyBackend"
     monkeypatch.setattr(FlakyBackend, "calls", 0)
-    delays = []
-    real_backoff = tasks._backoff
-    monkeypatch.setattr(tasks, "_backoff", lambda retries: delays.append(real_backoff(retries)) or delays[-1])
-    return delays
 
 
-def test_a_transient_failure_is_retried_with_backoff(warned, flaky, monkeypatch):
+def backoff_passes(notification_id: int) -> None:
+    """Time moves on to the notice's next try (a worker would wait its countdown; the sweep its interval)."""
+    Notification.objects.filter(pk=notification_id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_passing_failure_is_retried_with_capped_exponential_backoff(warned, flaky, monkeypatch):
     monkeypatch.setattr(FlakyBackend, "failures", 2)
+    delays = []
+    for attempt in (1, 2):
+        before = timezone.now()
+        assert send_task(warned.pk) == "skipped"  # the try fails; its eager retry finds the backoff running
+        row = Notification.objects.get(pk=warned.pk)
+        assert (row.status, row.attempts, row.claimed_at) == ("pending", attempt, None)
+        delays.append(round((row.next_attempt_at - before).total_seconds()))
+        assert send_task(warned.pk) == "skipped"  # too early: no claim, no attempt counted
+        assert Notification.objects.get(pk=warned.pk).attempts == attempt
+        backoff_passes(warned.pk)
+    assert delays == [30, 60]
     assert send_task(warned.pk) == "sent"
     warned.refresh_from_db()
-    assert warned.status == "sent" and warned.attempts == 3 and warned.last_error == ""
-    assert flaky == [5, 10]  # seconds before the second and the third try
-    assert len(mail.outbox) == 1
+    assert warned.status == "sent" and warned.attempts == 3 and warned.last_error == "" and len(mail.outbox) == 1
+    assert [notifications.retry_delay(n) for n in (1, 2, 3, 7, 20)] == [30, 60, 120, 1800, 1800]
 
 
-def test_after_the_last_try_the_email_fails_with_its_error(warned, flaky, monkeypatch):
+def test_a_notice_fails_only_after_its_retry_window(warned, flaky, monkeypatch, settings):
     monkeypatch.setattr(FlakyBackend, "failures", 99)
+    send_task(warned.pk)
+    row = Notification.objects.get(pk=warned.pk)
+    hours = settings.ENFORCEMENT["EMAIL_RETRY_HOURS"]
+    assert row.status == "pending" and abs((row.retry_until - timezone.now()).total_seconds() - hours * 3600) < 60
+    Notification.objects.filter(pk=warned.pk).update(retry_until=timezone.now())  # a day of refusals later
+    backoff_passes(warned.pk)
     assert send_task(warned.pk) == "failed"
     warned.refresh_from_db()
-    assert warned.status == "failed" and warned.attempts == notifications.MAX_SEND_ATTEMPTS
+    assert warned.status == "failed" and warned.attempts == 2
     assert warned.last_error == "ConnectionRefusedError: [Errno 111] Connection refused"
-    assert flaky == [5, 10, 20, 40]
-    assert FlakyBackend.calls == notifications.MAX_SEND_ATTEMPTS and mail.outbox == []
+    assert mail.outbox == []
     failed = AuditEvent.objects.get(verb="notification.failed", target_id=str(warned.pk))
     assert failed.after["error"].startswith("ConnectionRefusedError")
     assert send_task(warned.pk) == "skipped"  # a late duplicate of the task changes nothing
@@ -216,8 +232,10 @@ def test_a_refused_recipient_fails_at_once(warned, settings):
 
 
 def test_resend_puts_a_failed_email_back_and_sends_it(warned, flaky, monkeypatch, as_lead, run_on_commit):
-    monkeypatch.setattr(FlakyBackend, "failures", notifications.MAX_SEND_ATTEMPTS)
+    monkeypatch.setattr(FlakyBackend, "failures", 1)
+    Notification.objects.filter(pk=warned.pk).update(retry_until=timezone.now())  # the first failure is final
     send_task(warned.pk)
+    assert Notification.objects.get(pk=warned.pk).status == "failed"
     first_message_id = Notification.objects.get(pk=warned.pk).message_id
     resent = run_on_commit(notifications.notification_resend, actor=as_lead, notification_id=warned.pk)
     assert resent.pk == warned.pk

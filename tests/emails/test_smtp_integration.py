@@ -154,11 +154,11 @@ def eager_retries():
     celery_app.conf.task_eager_propagates = propagates
 
 
-def test_server_down_fails_after_retries_then_resend_delivers(settings, smtp_settings, smtp_server, customer,
-                                                               as_lead, eager_retries, monkeypatch,
-                                                               django_capture_on_commit_callbacks):
+def test_server_down_past_the_retry_window_fails_then_resend_delivers(settings, smtp_settings, smtp_server, customer,
+                                                                       as_lead, eager_retries,
+                                                                       django_capture_on_commit_callbacks):
     account, key = customer
-    monkeypatch.setattr(tasks, "_backoff", lambda retries: 0)
+    settings.ENFORCEMENT = {**settings.ENFORCEMENT, "EMAIL_RETRY_HOURS": 1}
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     settings.EMAIL_PORT = closed.getsockname()[1]  # bound, not listening: connections are refused
@@ -166,10 +166,14 @@ def test_server_down_fails_after_retries_then_resend_delivers(settings, smtp_set
         with django_capture_on_commit_callbacks(execute=True):
             [row] = notifications.notify_account(template="customer_key_revoked", event_key="key:x:revoked",
                                                  account=account, context={"key_prefix": key.prefix})
+        row.refresh_from_db()
+        assert row.status == Notification.Status.PENDING and row.attempts == 1  # a refused connection passes
+        Notification.objects.filter(pk=row.pk).update(retry_until=timezone.now(), next_attempt_at=timezone.now())
+        assert tasks.send_notification.apply(args=[row.pk]).get() == "failed"  # an hour of refusals later
     finally:
         closed.close()
     row.refresh_from_db()
-    assert row.status == Notification.Status.FAILED and row.attempts == notifications.MAX_SEND_ATTEMPTS
+    assert row.status == Notification.Status.FAILED and row.attempts == 2
     assert row.last_error.startswith("ConnectionRefusedError")
     assert smtp_server.messages == []
 
@@ -244,3 +248,41 @@ def test_a_suspension_notice_states_its_reasons_leading_with_what_set_the_severi
         assert "covert-tracking v1; impersonation v1; spam-fraud v1" in text
         appeal_by = date_format(timezone.localtime(suspension.applied_at + timedelta(days=30)), "l j F Y")
         assert f"reply to this email by {appeal_by}" in text
+
+
+def test_an_smtp_outage_delays_customer_notices_and_each_is_delivered_exactly_once(
+    smtp_settings, smtp_server, customer, eager_retries, django_capture_on_commit_callbacks
+):
+    """The server is down for three sweeps (three minutes at the default interval): every notice stays
+    pending, retried with backoff, shown as stuck to staff after 15 minutes, and delivered once it is back."""
+    from enforcement import services
+
+    account, key = customer
+    smtp_server.go_down()
+    with django_capture_on_commit_callbacks(execute=True):
+        rows = [notifications.notify_account(template="customer_key_revoked", event_key=f"key:{n}:revoked",
+                                             account=account, context={"key_prefix": key.prefix})[0]
+                for n in range(3)]
+    ids = [row.pk for row in rows]
+
+    def minute_passes():
+        Notification.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+        return services.sweep().requeued_notifications
+
+    for _ in range(3):
+        assert sorted(minute_passes()) == sorted(ids)
+    pending = Notification.objects.filter(pk__in=ids)
+    assert set(pending.values_list("status", "attempts")) == {(Notification.Status.PENDING, 4)}
+    assert all(row.last_error.startswith("ConnectionRefusedError") for row in pending)
+    Notification.objects.filter(pk__in=ids).update(created_at=timezone.now() - timedelta(minutes=16))
+    assert notifications.stuck_customer_notices() == 3  # staff see it on the front page and /readyz
+
+    smtp_server.come_back()
+    minute_passes()
+    assert len(smtp_server.messages) == 3
+    assert len({message.message["Message-ID"] for message in smtp_server.messages}) == 3
+    assert set(Notification.objects.filter(pk__in=ids).values_list("status", "attempts")) == {("sent", 5)}
+    minute_passes()
+    for notification_id in ids:
+        assert tasks.send_notification.apply(args=[notification_id]).get() == "skipped"
+    assert len(smtp_server.messages) == 3 and notifications.stuck_customer_notices() == 0
