@@ -7,6 +7,7 @@ full rebuild from time to time.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -33,6 +34,21 @@ def publish_account_key_states(account_id: int) -> int:
 @shared_task(**_RETRY)
 def publish_key_states(key_ids: list[int]) -> int:
     return edge.publish_keys(key_ids=key_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900, expires=60)
+def rebuild_edge_store_if_lost() -> dict | None:
+    """Every ``EDGE_REBUILD_CHECK_SECONDS``: a store that lost its data (flushed, failed over to an empty
+    replica) answers 503 for every key until rebuilt, so rebuild it at once, and log how long it took."""
+    store = edge.get_store()
+    if store.is_built():
+        return None
+    started = time.monotonic()
+    log.warning("the edge store is empty or was flushed: rebuilding it from the database")
+    report = edge.rebuild()
+    log.warning("edge store rebuilt in %.1f s: %d published, %d removed", time.monotonic() - started,
+                report.published, report.removed)
+    return {"published": report.published, "removed": report.removed, "seconds": time.monotonic() - started}
 
 
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)

@@ -104,7 +104,9 @@ if EDGE_IPV6_PREFIX > 128:
 # the cache (FLUSHDB) can never empty the edge store.
 CACHE_URL = env_str("CACHE_URL") or REDIS_URL
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    # Short timeouts: a cache that is down or hung must fail fast (throttling and replays then fail open).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -182,6 +184,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=60),
         "kwargs": {"window_seconds": 900},
     },
+    # A flushed or empty edge store is noticed and rebuilt within this many seconds.
+    "edge-rebuild-if-lost": {
+        "task": "accounts.tasks.rebuild_edge_store_if_lost",
+        "schedule": timedelta(seconds=env_int("EDGE_REBUILD_CHECK_SECONDS", 15, minimum=1)),
+    },
     "edge-rebuild": {
         "task": "accounts.tasks.republish_key_states",
         "schedule": timedelta(hours=1),
@@ -204,7 +211,7 @@ ENFORCEMENT = {
     # exponential backoff, for this long after its first failure; only a 5xx for the recipient fails it at once.
     "EMAIL_RETRY_HOURS": env_int("EMAIL_RETRY_HOURS", 24, minimum=1),
     # An action scheduled longer ago than this without being applied is re-enqueued by the sweep.
-    "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 60, minimum=0),
+    "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 30, minimum=0),
 }
 
 # --- REST API -------------------------------------------------------------

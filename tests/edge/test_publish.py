@@ -215,3 +215,16 @@ def test_a_flushed_store_answers_what_it_knows_and_the_periodic_task_rebuilds_it
     assert report == {"published": 1, "unchanged": 3, "removed": 0}  # a full rebuild, not the window
     assert gate.check(other.token, IP, now_ms=NOW).reason == "ok"
     assert gate.check(generate_token("secret"), IP, now_ms=NOW).reason == "unknown_key"
+
+
+def test_a_flushed_store_is_rebuilt_by_the_quick_check_and_a_built_one_is_left_alone(store, published_keys, caplog):
+    from accounts.tasks import rebuild_edge_store_if_lost
+
+    assert rebuild_edge_store_if_lost() is None  # built: nothing to do, no database read
+    store.clear()
+    with pytest.raises(edge.EdgeNotBuilt):
+        gate.check(published_keys[0].token, IP, now_ms=NOW)
+    report = rebuild_edge_store_if_lost()
+    assert report["published"] == 3 and report["seconds"] >= 0
+    assert "edge store rebuilt in" in caplog.text
+    assert gate.check(published_keys[0].token, IP, now_ms=NOW).reason == "ok"
