@@ -116,3 +116,53 @@ def test_two_reports_for_one_account_at_once_share_one_case():
     ))
     assert all(not isinstance(r, Exception) for r in results), results
     assert len({r.violation.case_id for r in results}) == 1
+
+
+def test_reports_approvals_and_applies_racing_on_one_account_never_deadlock(monkeypatch):
+    """One lock order for the whole workflow (enforcement/services/locks.py): account, case, violations,
+    actions, appeals, keys. Trusted critical reports (the first acts first), a second lead approving a
+    termination, workers applying, an agent commenting and a batch, all at once on one account, 20 times:
+    no deadlock, no error but the expected "already decided"."""
+    from accounts import edge
+
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda task, *args: None)  # the threads apply themselves
+    monkeypatch.setattr(edge, "publish_account_on_commit", lambda account_id: None)
+    agent = Actor.for_user(UserFactory(username="agent", role="tns_agent"))
+    requester = Actor.for_user(UserFactory(username="lead", role="tns_lead"))
+    approvers = [Actor.for_user(UserFactory(username=f"lead{i}", role="tns_lead")) for i in range(2)]
+    token, _ = services.service_token_create(actor=requester, name="ids", scopes=["violations:write"], trusted=True)
+    detector = Actor.for_token(token)
+    errors = []
+    for round_number in range(20):
+        account = AccountFactory()
+        for kind in ("publishable", "secret", "restricted"):
+            APIKeyFactory(account=account, kind=kind)
+
+        def report(n, account=account, round_number=round_number):
+            return services.violation_report(
+                actor=detector, account=account.public_id, rule="security-abuse", severity="critical",
+                source="ids", external_id=f"r{round_number}-{n}", summary="denial of service")
+
+        case = report(0).violation.case  # acts first: a suspension, scheduled
+        suspension = case.actions.get(act_first=True)
+        termination = services.action_propose(actor=requester, case_id=case.pk, kind="terminate", reason="x")
+        results = run_together(
+            *(lambda n=n: report(n) for n in range(1, 6)),
+            *(lambda approver=approver: services.action_approve(actor=approver, action_id=termination.pk)
+              for approver in approvers),
+            *(lambda action_id=action_id: services.action_apply(action_id=action_id)
+              for action_id in (suspension.pk, suspension.pk, termination.pk, termination.pk)),
+            lambda: services.case_comment(actor=agent, case_id=case.pk, body="watching"),
+            lambda: services.violation_report_batch(actor=detector, reports=[
+                {"account": account.public_id, "rule": "spam-fraud", "source": "ids",
+                 "external_id": f"b{round_number}-{n}", "summary": "x"} for n in range(3)]),
+        )
+        for result in results:
+            if isinstance(result, Conflict) and result.code == "already_decided":
+                continue
+            if isinstance(result, Exception):
+                errors.append(f"round {round_number}: {type(result).__name__}: {result}")
+        services.action_apply(action_id=termination.pk)  # whichever order they ran in, it ends applied
+        assert EnforcementAction.objects.get(pk=termination.pk).status == "applied"
+        assert set(APIKey.objects.filter(account=account).values_list("status", flat=True)) == {"revoked"}
+    assert errors == []
