@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.outage.DatabaseOutageMiddleware",  # innermost: sees the views' database errors first
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -184,6 +185,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=60),
         "kwargs": {"window_seconds": 900},
     },
+    "service-token-use": {"task": "enforcement.tasks.record_token_use", "schedule": timedelta(seconds=60)},
     # A flushed or empty edge store is noticed and rebuilt within this many seconds.
     "edge-rebuild-if-lost": {
         "task": "accounts.tasks.rebuild_edge_store_if_lost",

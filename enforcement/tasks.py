@@ -10,7 +10,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from enforcement import notifications, services
+from enforcement import notifications, services, tokens
 from enforcement.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -58,3 +58,9 @@ def sweep() -> dict:
         "escalated_actions": len(report.escalated_actions),
         "requeued_notifications": len(report.requeued_notifications),
     }
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def record_token_use() -> int:
+    """When each service token was last used: noted in the cache per request, written here once a minute."""
+    return tokens.record_token_use()

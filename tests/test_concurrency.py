@@ -148,14 +148,15 @@ def test_reports_approvals_and_applies_racing_on_one_account_never_deadlock(monk
         termination = services.action_propose(actor=requester, case_id=case.pk, kind="terminate", reason="x")
         results = run_together(
             *(lambda n=n: report(n) for n in range(1, 6)),
-            *(lambda approver=approver: services.action_approve(actor=approver, action_id=termination.pk)
+            *(lambda approver=approver, action_id=termination.pk: services.action_approve(actor=approver,
+                                                                                          action_id=action_id)
               for approver in approvers),
             *(lambda action_id=action_id: services.action_apply(action_id=action_id)
               for action_id in (suspension.pk, suspension.pk, termination.pk, termination.pk)),
-            lambda: services.case_comment(actor=agent, case_id=case.pk, body="watching"),
-            lambda: services.violation_report_batch(actor=detector, reports=[
-                {"account": account.public_id, "rule": "spam-fraud", "source": "ids",
-                 "external_id": f"b{round_number}-{n}", "summary": "x"} for n in range(3)]),
+            lambda case_id=case.pk: services.case_comment(actor=agent, case_id=case_id, body="watching"),
+            lambda batch=[{"account": account.public_id, "rule": "spam-fraud", "source": "ids",
+                           "external_id": f"b{round_number}-{n}", "summary": "x"} for n in range(3)]:
+                services.violation_report_batch(actor=detector, reports=batch),
         )
         for result in results:
             if isinstance(result, Conflict) and result.code == "already_decided":

@@ -9,6 +9,7 @@ traceback; it is logged instead.
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -69,9 +70,16 @@ def _validation_message(fields: dict[str, list[str]]) -> str:
     return f"The request is not valid ({len(fields)} fields)."
 
 
+UNAVAILABLE_RETRY_AFTER = 5
+
+
 def exception_payload(exc: Exception) -> tuple[int, dict, dict]:
     """(status, body, headers) for any exception, in the one error shape."""
     headers: dict = {}
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down or unreachable: a passing condition, not a bug; the client retries later.
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return 503, error_body("unavailable", "A datastore this request needs is unavailable; retry shortly."), headers
     if isinstance(exc, ServiceError):
         return exc.http_status, error_body(exc.code, exc.message, exc.fields), headers
     if isinstance(exc, Http404):
@@ -95,7 +103,9 @@ def exception_payload(exc: Exception) -> tuple[int, dict, dict]:
 
 def exception_handler(exc, context):
     status_code, body, headers = exception_payload(exc)
-    if status_code >= 500:
+    if status_code == 503:
+        log.warning("answered 503: %s", exc)
+    elif status_code >= 500:
         view = context.get("view")
         log.error("unhandled error in %s", type(view).__name__ if view else "API", exc_info=exc)
     set_rollback()

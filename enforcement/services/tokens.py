@@ -11,7 +11,7 @@ from enforcement.audit import audit_record
 from enforcement.errors import NotFound, ValidationFailed
 from enforcement.models import ServiceToken
 from enforcement.services.locks import for_update
-from enforcement.tokens import TOKEN_PREFIX, token_hash
+from enforcement.tokens import TOKEN_PREFIX, forget_cached_token, token_hash
 
 
 @transaction.atomic
@@ -53,6 +53,10 @@ def service_token_revoke(*, actor: Actor, token_id: int) -> ServiceToken:
         return token
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
+    # Refused from the next request on: forgotten now, and again once committed (a request in between may
+    # have cached the token as it was).
+    forget_cached_token(token)
+    transaction.on_commit(lambda: forget_cached_token(token))
     audit_record(actor=actor, verb="service_token.revoked", target=token, before={"revoked_at": None},
                  after={"revoked_at": token.revoked_at.isoformat()})
     return token

@@ -45,9 +45,14 @@ def test_revoked_and_expired_tokens_are_401(make_client):
 
 
 def test_a_request_records_when_the_token_was_last_used(make_client):
+    from enforcement.tasks import record_token_use
+
     client = make_client("cases:read")
     assert client.token.last_used_at is None
     client.get("/api/v1/cases/")
+    client.token.refresh_from_db()
+    assert client.token.last_used_at is None  # not written on the request path
+    assert record_token_use() == 1  # the beat's pass, once a minute
     client.token.refresh_from_db()
     assert client.token.last_used_at is not None
 

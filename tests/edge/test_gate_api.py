@@ -54,11 +54,10 @@ def test_a_rate_limited_answer_carries_retry_after(store, gate_client, keys):
 def test_the_gate_writes_nothing_to_the_database(store, gate_client, keys, django_assert_num_queries):
     edge.publish_keys(key_ids=[keys[1].pk])
     events = AuditEvent.objects.count()
-    gate_client.post(URL, {"key": keys[1].token, "ip": "203.0.113.5"}, format="json")  # the token's last use
-    with django_assert_num_queries(1) as context:  # authenticating the service token, nothing else
+    gate_client.post(URL, {"key": keys[1].token, "ip": "203.0.113.5"}, format="json")  # the token is cached
+    with django_assert_num_queries(0):  # the token verified from the cache; the decision from the edge store
         response = gate_client.post(URL, {"key": keys[1].token, "ip": "203.0.113.5"}, format="json")
     assert response.json()["allowed"] is True
-    assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in context.captured_queries)
     assert AuditEvent.objects.count() == events
 
 
