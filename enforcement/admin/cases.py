@@ -34,7 +34,15 @@ from enforcement.admin.base import (
     require,
 )
 from enforcement.admin.buttons import action_verbs, actor_for, approval_note
-from enforcement.admin.display import account_link, case_url, severity_badge, sla_html, sla_state, status_badge
+from enforcement.admin.display import (
+    account_link,
+    case_url,
+    severity_badge,
+    shown_notice,
+    sla_html,
+    sla_state,
+    status_badge,
+)
 from enforcement.admin.filters import (
     AppealedFilter,
     AssigneeFilter,
@@ -241,6 +249,27 @@ class CaseAdmin(WorkflowAdmin):
         ]
 
 
+# --------------------------------------------------------------------------- proposing the ladder's advice
+
+NO_ACTION, COVERED, WAITS, AT_ONCE = "no_action", "covered", "waits", "at_once"
+
+
+def proposal_outlook(actor, case: Case, *, now) -> dict:
+    """What proposing the ladder's recommendation on ``case`` would do, as the services answer it: the kind
+    (``recommendation_for``), the action that already covers it (``covering_action``: then nothing is proposed),
+    and whether it waits for a lead (``requires_approval``) or is applied at once, and so emails the customer."""
+    recommendation = services.recommendation_for(case, now=now)
+    kind = recommendation.kind
+    covering = services.covering_action(case=case, kind=kind) if kind else None
+    if kind is None:
+        outcome = NO_ACTION
+    elif covering is not None:
+        outcome = COVERED
+    else:
+        outcome = WAITS if requires_approval(kind, actor) else AT_ONCE
+    return {"recommendation": recommendation, "kind": kind, "covering": covering, "outcome": outcome}
+
+
 # --------------------------------------------------------------------------- the case page
 
 TIMELINE_KINDS = [
@@ -299,10 +328,14 @@ def case_page_context(request, case: Case) -> dict:
         for action in actions
     ]
 
-    recommendation = services.recommendation_for(case, now=now) if is_open else None
-    already = None
-    if recommendation and recommendation.kind:
-        already = services.covering_action(case=case, kind=recommendation.kind)
+    outlook = proposal_outlook(actor, case, now=now) if is_open else {"recommendation": None, "outcome": NO_ACTION}
+    recommendation = outlook["recommendation"]
+    may_propose = actor.can(PROPOSE_ACTION) and is_open
+    recommended_notice = None
+    if may_propose and outlook["outcome"] in (WAITS, AT_ONCE):
+        recommended_notice = shown_notice(lambda: services.notice_preview(
+            case=case, kind=recommendation.kind, reason=recommendation.reason
+        ))
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [
@@ -316,16 +349,16 @@ def case_page_context(request, case: Case) -> dict:
         "timeline_kinds": TIMELINE_KINDS,
         "action_rows": action_rows,
         "recommendation": recommendation,
-        "recommendation_needs_approval": bool(recommendation and recommendation.kind
-                                              and requires_approval(recommendation.kind, actor)),
-        "already": already,
+        "recommendation_needs_approval": outlook["outcome"] == WAITS,
+        "already": outlook.get("covering"),
+        "recommended_notice": recommended_notice,
         "standing": standing,
         "sla_text": sla_text,
         "sla_tone": sla_tone,
         "kinds": kinds,
         "is_open": is_open,
         "may_work": may_work,
-        "may_propose": actor.can(PROPOSE_ACTION) and is_open,
+        "may_propose": may_propose,
         "staff": list(assignable_staff()) if may_work else [],
     }
 
