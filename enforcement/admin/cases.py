@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -181,11 +181,30 @@ class CaseAdmin(WorkflowAdmin):
         for error in errors[:10]:
             messages.error(request, error)
 
+    def _confirm_page(self, request, template: str, *, title: str, ids: list[int], action: str, **context):
+        """A bulk action's confirmation page: it posts the same action again, for exactly the cases it shows."""
+        context = admin_context(
+            self, request, title=title, count=len(ids), back_url=reverse("admin:enforcement_case_changelist"),
+            hidden=[("action", action), ("select_across", "0"),
+                    *((helpers.ACTION_CHECKBOX_NAME, case_id) for case_id in ids), *context.pop("hidden", [])],
+            **context,
+        )
+        return TemplateResponse(request, template, context)
+
     @admin.action(description="Assign to me", permissions=["work_case"])
     def assign_to_me(self, request, queryset):
         ids = self._selected_ids(request, queryset)
-        if ids is not None:
-            self._assign(request, ids, request.user.pk)
+        if ids is None:
+            return None
+        cases = list(Case.objects.filter(pk__in=ids).select_related("account", "assignee").order_by("pk"))
+        if takeovers_unconfirmed(request, cases):
+            held = held_by_others(request, cases)
+            return self._confirm_page(
+                request, "admin/enforcement/case/take_over.html", title="Take over cases", ids=ids,
+                action="assign_to_me", held=held, free=len(cases) - len(held), hidden=holder_fields(held),
+            )
+        self._assign(request, ids, request.user.pk)
+        return None
 
     @admin.action(description="Assign to...", permissions=["work_case"])
     def assign_to(self, request, queryset):
@@ -199,41 +218,32 @@ class CaseAdmin(WorkflowAdmin):
                 return None
             self._assign(request, ids, int(raw) if raw else None)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Assign cases",
-            "cases": Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at")[:50],
-            "count": len(ids),
-            "staff": assignable_staff(),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-        }
-        return TemplateResponse(request, "admin/enforcement/case/assign_intermediate.html", context)
+        return self._confirm_page(
+            request, "admin/enforcement/case/assign_intermediate.html", title="Assign cases", ids=ids,
+            action="assign_to", hidden=[("apply", "1")], staff=assignable_staff(),
+            cases=Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at")[:50],
+        )
 
     @admin.action(description="Propose the ladder's recommendation", permissions=["propose_action"])
     def propose_recommendation(self, request, queryset):
+        """First a page of what would happen to each case; only its confirm button proposes."""
         ids = self._selected_ids(request, queryset)
         if ids is None:
-            return
+            return None
         actor = actor_for(request)
-        proposed, skipped, errors = [], [], []
-        for case in Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at"):
-            try:
-                action = services.action_propose(actor=actor, case_id=case.pk, kind=None, reason="")
-            except Conflict as exc:  # an action already covers it (services.covering_action)
-                skipped.append(f"#{case.pk} ({exc.message})")
-            except ServiceError as exc:
-                errors.append(f"#{case.pk}: {error_text(exc)}")
-            else:
-                proposed.append(f"#{case.pk} {action.kind} ({action.get_status_display().lower()})")
-        if proposed:
-            messages.success(request, f"Proposed on {len(proposed)} case(s): {', '.join(proposed[:20])}.")
-        if skipped:
-            messages.info(request, f"Skipped {len(skipped)}: {', '.join(skipped[:20])}.")
-        for error in errors[:10]:
-            messages.error(request, error)
+        cases = list(Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at", "pk"))
+        if request.POST.get("confirm") == "yes":
+            propose_confirmed(request, actor, cases, confirmed_kinds(request))
+            return None
+        now = timezone.now()
+        rows = [{"case": case, **proposal_outlook(actor, case, now=now)} for case in cases]
+        return self._confirm_page(
+            request, "admin/enforcement/case/propose_confirm.html", title="Propose the ladder's recommendation",
+            ids=[case.pk for case in cases], action="propose_recommendation", rows=rows,
+            emailed=[row["case"].account.email for row in rows if row["outcome"] == AT_ONCE],
+            waiting=sum(row["outcome"] == WAITS for row in rows),
+            hidden=[("confirm", "yes"), *((f"kind-{row['case'].pk}", row["kind"] or "") for row in rows)],
+        )
 
     # -- the case page and its buttons
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -268,6 +278,76 @@ def proposal_outlook(actor, case: Case, *, now) -> dict:
     else:
         outcome = WAITS if requires_approval(kind, actor) else AT_ONCE
     return {"recommendation": recommendation, "kind": kind, "covering": covering, "outcome": outcome}
+
+
+def confirmed_kinds(request) -> dict[int, str | None]:
+    """The kind shown for each case on the confirmation page ("" for none), by case id."""
+    prefix = "kind-"
+    return {
+        int(name[len(prefix):]): value or None
+        for name, value in request.POST.items()
+        if name.startswith(prefix) and name[len(prefix):].isdigit()
+    }
+
+
+def _listing(items: list[str], limit: int = 20) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def propose_confirmed(request, actor, cases: list[Case], kinds: dict[int, str | None]) -> None:
+    """Propose, on each case, the kind its confirmation page showed; a case whose advice has changed since, or
+    that the page did not show, is skipped. The outcome is one message per kind of result."""
+    at_once, waiting, skipped, errors = [], [], [], []
+    for missing in sorted(set(kinds) - {case.pk for case in cases}):
+        skipped.append(f"#{missing} (no longer in the queue)")
+    for case in cases:
+        if case.pk not in kinds:
+            errors.append(f"#{case.pk}: not on the confirmation page; nothing was proposed.")
+            continue
+        recommendation = services.recommendation_for(case)
+        if recommendation.kind != kinds[case.pk]:
+            skipped.append(f"#{case.pk} (the ladder now recommends {recommendation.kind or 'no action'}, "
+                           f"not the {kinds[case.pk] or 'no action'} you confirmed; open the case)")
+            continue
+        try:
+            action = services.action_propose(actor=actor, case_id=case.pk, kind=recommendation.kind,
+                                             reason=recommendation.reason)
+        except Conflict as exc:  # an action already covers it (services.covering_action)
+            skipped.append(f"#{case.pk} ({exc.message})")
+        except ServiceError as exc:
+            errors.append(f"#{case.pk}: {error_text(exc)}")
+        else:
+            done = f"#{case.pk} {action.get_kind_display().lower()} #{action.pk}"
+            (waiting if action.status == ActionStatus.AWAITING_APPROVAL else at_once).append(done)
+    if at_once:
+        messages.success(request, f"Applied at once on {len(at_once)} case(s), each customer is emailed: "
+                                  f"{_listing(at_once)}.")
+    if waiting:
+        messages.info(request, f"Waiting for a lead on {len(waiting)} case(s), the leads are emailed: "
+                               f"{_listing(waiting)}.")
+    if skipped:
+        messages.warning(request, f"Skipped {len(skipped)}: {_listing(skipped)}.")
+    for error in errors[:10]:
+        messages.error(request, error)
+
+
+# --------------------------------------------------------------------------- taking over a case
+
+
+def held_by_others(request, cases: list[Case]) -> list[Case]:
+    return [case for case in cases if case.assignee_id not in (None, request.user.pk)]
+
+
+def holder_fields(cases: list[Case]) -> list[tuple[str, int]]:
+    """The confirmation of taking each case over from the person who holds it now."""
+    return [(f"holder-{case.pk}", case.assignee_id) for case in cases]
+
+
+def takeovers_unconfirmed(request, cases: list[Case]) -> bool:
+    """Someone else holds one of the cases, and this request has not confirmed taking it over from that
+    person (a confirmation names the holder: if the case changed hands since, it is asked again)."""
+    return any(request.POST.get(name) != str(holder) for name, holder in holder_fields(held_by_others(request, cases)))
 
 
 # --------------------------------------------------------------------------- the case page
@@ -417,6 +497,14 @@ def case_assign(model_admin, request, case_id: int):
     raw = form.cleaned_data.get("assignee", "")
     if raw == "me":
         assignee_id = request.user.pk
+        case = Case.objects.select_related("account", "assignee").filter(pk=case_id).first()
+        if case is not None and takeovers_unconfirmed(request, [case]):
+            back = next_url(request, case_url(case_id))
+            context = admin_context(
+                model_admin, request, title=f"Take over case #{case.pk}", held=[case], free=0, back_url=back,
+                hidden=[("assignee", "me"), ("next", back), *holder_fields([case])],
+            )
+            return TemplateResponse(request, "admin/enforcement/case/take_over.html", context)
     elif raw.isdigit():
         assignee_id = int(raw)
     elif raw == "":
