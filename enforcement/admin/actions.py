@@ -1,5 +1,5 @@
-"""Enforcement actions: their list, the approvals queue, and the buttons that move one action along
-(approve, confirm, cancel, revert, retry, appeal)."""
+"""Enforcement actions: their list, the approvals queue, the customer's notice of an action awaiting approval,
+and the buttons that move one action along (approve, confirm, cancel, revert, retry, appeal)."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -21,9 +21,9 @@ from enforcement.admin.base import (
     require,
 )
 from enforcement.admin.buttons import ACTION_VERBS, action_verbs, actor_for, approval_note, role_allows
-from enforcement.admin.display import case_url
+from enforcement.admin.display import case_url, shown_notice
 from enforcement.admin.forms import AppealSubmitForm, ReasonForm
-from enforcement.models import EnforcementAction
+from enforcement.models import ActionStatus, EnforcementAction
 from enforcement.selectors import approvals_queue
 
 
@@ -54,6 +54,7 @@ class EnforcementActionAdmin(WorkflowAdmin):
         transition = self.wrap(action_transition)
         return [
             path("approvals/", self.wrap(approvals_page), name="enforcement_enforcementaction_approvals"),
+            path("<int:action_id>/notice/", self.wrap(action_notice_page), name="enforcement_enforcementaction_notice"),
             *(
                 path(f"<int:action_id>/{verb}/", transition, {"verb": verb},
                      name="enforcement_enforcementaction_transition")
@@ -82,6 +83,26 @@ def approvals_page(model_admin, request):
     context = admin_context(model_admin, request, title="Approvals queue", page=page, rows=rows,
                             is_lead=actor.can("approve_action"))
     return TemplateResponse(request, "admin/enforcement/approvals_queue.html", context)
+
+
+def action_notice_page(model_admin, request, action_id: int):
+    """The notice the customer will receive once an action awaiting approval is applied (the case page and the
+    approvals queue load it into their "Preview the customer's notice" disclosures). Changes nothing."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    action = EnforcementAction.objects.select_related("case__account").filter(pk=action_id).first()
+    if action is None:
+        messages.error(request, f"No action {action_id}.")
+        return HttpResponseRedirect(reverse("admin:enforcement_enforcementaction_approvals"))
+    label = f"{action.get_kind_display()} #{action.pk}"
+    if action.status == ActionStatus.AWAITING_APPROVAL:
+        notice = shown_notice(lambda: services.notice_preview(case=action.case, action=action))
+    else:
+        notice = {"ok": False, "note": f"{label} is {action.get_status_display().lower()}: only an action awaiting "
+                  "approval has a notice still to come. The emails sent are on the case's timeline."}
+    context = admin_context(model_admin, request, title=f"The customer's notice: {label}", action=action,
+                            notice=notice)
+    return TemplateResponse(request, "admin/enforcement/enforcementaction/notice.html", context)
 
 
 # --------------------------------------------------------------------------- action buttons

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -34,7 +34,15 @@ from enforcement.admin.base import (
     require,
 )
 from enforcement.admin.buttons import action_verbs, actor_for, approval_note
-from enforcement.admin.display import account_link, case_url, severity_badge, sla_html, sla_state, status_badge
+from enforcement.admin.display import (
+    account_link,
+    case_url,
+    severity_badge,
+    shown_notice,
+    sla_html,
+    sla_state,
+    status_badge,
+)
 from enforcement.admin.filters import (
     AppealedFilter,
     AssigneeFilter,
@@ -173,11 +181,30 @@ class CaseAdmin(WorkflowAdmin):
         for error in errors[:10]:
             messages.error(request, error)
 
+    def _confirm_page(self, request, template: str, *, title: str, ids: list[int], action: str, **context):
+        """A bulk action's confirmation page: it posts the same action again, for exactly the cases it shows."""
+        context = admin_context(
+            self, request, title=title, count=len(ids), back_url=reverse("admin:enforcement_case_changelist"),
+            hidden=[("action", action), ("select_across", "0"),
+                    *((helpers.ACTION_CHECKBOX_NAME, case_id) for case_id in ids), *context.pop("hidden", [])],
+            **context,
+        )
+        return TemplateResponse(request, template, context)
+
     @admin.action(description="Assign to me", permissions=["work_case"])
     def assign_to_me(self, request, queryset):
         ids = self._selected_ids(request, queryset)
-        if ids is not None:
-            self._assign(request, ids, request.user.pk)
+        if ids is None:
+            return None
+        cases = list(Case.objects.filter(pk__in=ids).select_related("account", "assignee").order_by("pk"))
+        if takeovers_unconfirmed(request, cases):
+            held = held_by_others(request, cases)
+            return self._confirm_page(
+                request, "admin/enforcement/case/take_over.html", title="Take over cases", ids=ids,
+                action="assign_to_me", held=held, free=len(cases) - len(held), hidden=holder_fields(held),
+            )
+        self._assign(request, ids, request.user.pk)
+        return None
 
     @admin.action(description="Assign to...", permissions=["work_case"])
     def assign_to(self, request, queryset):
@@ -191,41 +218,32 @@ class CaseAdmin(WorkflowAdmin):
                 return None
             self._assign(request, ids, int(raw) if raw else None)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Assign cases",
-            "cases": Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at")[:50],
-            "count": len(ids),
-            "staff": assignable_staff(),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-        }
-        return TemplateResponse(request, "admin/enforcement/case/assign_intermediate.html", context)
+        return self._confirm_page(
+            request, "admin/enforcement/case/assign_intermediate.html", title="Assign cases", ids=ids,
+            action="assign_to", hidden=[("apply", "1")], staff=assignable_staff(),
+            cases=Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at")[:50],
+        )
 
     @admin.action(description="Propose the ladder's recommendation", permissions=["propose_action"])
     def propose_recommendation(self, request, queryset):
+        """First a page of what would happen to each case; only its confirm button proposes."""
         ids = self._selected_ids(request, queryset)
         if ids is None:
-            return
+            return None
         actor = actor_for(request)
-        proposed, skipped, errors = [], [], []
-        for case in Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at"):
-            try:
-                action = services.action_propose(actor=actor, case_id=case.pk, kind=None, reason="")
-            except Conflict as exc:  # an action already covers it (services.covering_action)
-                skipped.append(f"#{case.pk} ({exc.message})")
-            except ServiceError as exc:
-                errors.append(f"#{case.pk}: {error_text(exc)}")
-            else:
-                proposed.append(f"#{case.pk} {action.kind} ({action.get_status_display().lower()})")
-        if proposed:
-            messages.success(request, f"Proposed on {len(proposed)} case(s): {', '.join(proposed[:20])}.")
-        if skipped:
-            messages.info(request, f"Skipped {len(skipped)}: {', '.join(skipped[:20])}.")
-        for error in errors[:10]:
-            messages.error(request, error)
+        cases = list(Case.objects.filter(pk__in=ids).select_related("account").order_by("review_due_at", "pk"))
+        if request.POST.get("confirm") == "yes":
+            propose_confirmed(request, actor, cases, confirmed_kinds(request))
+            return None
+        now = timezone.now()
+        rows = [{"case": case, **proposal_outlook(actor, case, now=now)} for case in cases]
+        return self._confirm_page(
+            request, "admin/enforcement/case/propose_confirm.html", title="Propose the ladder's recommendation",
+            ids=[case.pk for case in cases], action="propose_recommendation", rows=rows,
+            emailed=[row["case"].account.email for row in rows if row["outcome"] == AT_ONCE],
+            waiting=sum(row["outcome"] == WAITS for row in rows),
+            hidden=[("confirm", "yes"), *((f"kind-{row['case'].pk}", row["kind"] or "") for row in rows)],
+        )
 
     # -- the case page and its buttons
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -239,6 +257,97 @@ class CaseAdmin(WorkflowAdmin):
             path("<int:case_id>/resolve/", self.wrap(case_resolve), name="enforcement_case_resolve"),
             *super().get_urls(),
         ]
+
+
+# --------------------------------------------------------------------------- proposing the ladder's advice
+
+NO_ACTION, COVERED, WAITS, AT_ONCE = "no_action", "covered", "waits", "at_once"
+
+
+def proposal_outlook(actor, case: Case, *, now) -> dict:
+    """What proposing the ladder's recommendation on ``case`` would do, as the services answer it: the kind
+    (``recommendation_for``), the action that already covers it (``covering_action``: then nothing is proposed),
+    and whether it waits for a lead (``requires_approval``) or is applied at once, and so emails the customer."""
+    recommendation = services.recommendation_for(case, now=now)
+    kind = recommendation.kind
+    covering = services.covering_action(case=case, kind=kind) if kind else None
+    if kind is None:
+        outcome = NO_ACTION
+    elif covering is not None:
+        outcome = COVERED
+    else:
+        outcome = WAITS if requires_approval(kind, actor) else AT_ONCE
+    return {"recommendation": recommendation, "kind": kind, "covering": covering, "outcome": outcome}
+
+
+def confirmed_kinds(request) -> dict[int, str | None]:
+    """The kind shown for each case on the confirmation page ("" for none), by case id."""
+    prefix = "kind-"
+    return {
+        int(name[len(prefix):]): value or None
+        for name, value in request.POST.items()
+        if name.startswith(prefix) and name[len(prefix):].isdigit()
+    }
+
+
+def _listing(items: list[str], limit: int = 20) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def propose_confirmed(request, actor, cases: list[Case], kinds: dict[int, str | None]) -> None:
+    """Propose, on each case, the kind its confirmation page showed; a case whose advice has changed since, or
+    that the page did not show, is skipped. The outcome is one message per kind of result."""
+    at_once, waiting, skipped, errors = [], [], [], []
+    for missing in sorted(set(kinds) - {case.pk for case in cases}):
+        skipped.append(f"#{missing} (no longer in the queue)")
+    for case in cases:
+        if case.pk not in kinds:
+            errors.append(f"#{case.pk}: not on the confirmation page; nothing was proposed.")
+            continue
+        recommendation = services.recommendation_for(case)
+        if recommendation.kind != kinds[case.pk]:
+            skipped.append(f"#{case.pk} (the ladder now recommends {recommendation.kind or 'no action'}, "
+                           f"not the {kinds[case.pk] or 'no action'} you confirmed; open the case)")
+            continue
+        try:
+            action = services.action_propose(actor=actor, case_id=case.pk, kind=recommendation.kind,
+                                             reason=recommendation.reason)
+        except Conflict as exc:  # an action already covers it (services.covering_action)
+            skipped.append(f"#{case.pk} ({exc.message})")
+        except ServiceError as exc:
+            errors.append(f"#{case.pk}: {error_text(exc)}")
+        else:
+            done = f"#{case.pk} {action.get_kind_display().lower()} #{action.pk}"
+            (waiting if action.status == ActionStatus.AWAITING_APPROVAL else at_once).append(done)
+    if at_once:
+        messages.success(request, f"Applied at once on {len(at_once)} case(s), each customer is emailed: "
+                                  f"{_listing(at_once)}.")
+    if waiting:
+        messages.info(request, f"Waiting for a lead on {len(waiting)} case(s), the leads are emailed: "
+                               f"{_listing(waiting)}.")
+    if skipped:
+        messages.warning(request, f"Skipped {len(skipped)}: {_listing(skipped)}.")
+    for error in errors[:10]:
+        messages.error(request, error)
+
+
+# --------------------------------------------------------------------------- taking over a case
+
+
+def held_by_others(request, cases: list[Case]) -> list[Case]:
+    return [case for case in cases if case.assignee_id not in (None, request.user.pk)]
+
+
+def holder_fields(cases: list[Case]) -> list[tuple[str, int]]:
+    """The confirmation of taking each case over from the person who holds it now."""
+    return [(f"holder-{case.pk}", case.assignee_id) for case in cases]
+
+
+def takeovers_unconfirmed(request, cases: list[Case]) -> bool:
+    """Someone else holds one of the cases, and this request has not confirmed taking it over from that
+    person (a confirmation names the holder: if the case changed hands since, it is asked again)."""
+    return any(request.POST.get(name) != str(holder) for name, holder in holder_fields(held_by_others(request, cases)))
 
 
 # --------------------------------------------------------------------------- the case page
@@ -299,10 +408,14 @@ def case_page_context(request, case: Case) -> dict:
         for action in actions
     ]
 
-    recommendation = services.recommendation_for(case, now=now) if is_open else None
-    already = None
-    if recommendation and recommendation.kind:
-        already = services.covering_action(case=case, kind=recommendation.kind)
+    outlook = proposal_outlook(actor, case, now=now) if is_open else {"recommendation": None, "outcome": NO_ACTION}
+    recommendation = outlook["recommendation"]
+    may_propose = actor.can(PROPOSE_ACTION) and is_open
+    recommended_notice = None
+    if may_propose and outlook["outcome"] in (WAITS, AT_ONCE):
+        recommended_notice = shown_notice(lambda: services.notice_preview(
+            case=case, kind=recommendation.kind, reason=recommendation.reason
+        ))
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [
@@ -316,16 +429,16 @@ def case_page_context(request, case: Case) -> dict:
         "timeline_kinds": TIMELINE_KINDS,
         "action_rows": action_rows,
         "recommendation": recommendation,
-        "recommendation_needs_approval": bool(recommendation and recommendation.kind
-                                              and requires_approval(recommendation.kind, actor)),
-        "already": already,
+        "recommendation_needs_approval": outlook["outcome"] == WAITS,
+        "already": outlook.get("covering"),
+        "recommended_notice": recommended_notice,
         "standing": standing,
         "sla_text": sla_text,
         "sla_tone": sla_tone,
         "kinds": kinds,
         "is_open": is_open,
         "may_work": may_work,
-        "may_propose": actor.can(PROPOSE_ACTION) and is_open,
+        "may_propose": may_propose,
         "staff": list(assignable_staff()) if may_work else [],
     }
 
@@ -384,6 +497,14 @@ def case_assign(model_admin, request, case_id: int):
     raw = form.cleaned_data.get("assignee", "")
     if raw == "me":
         assignee_id = request.user.pk
+        case = Case.objects.select_related("account", "assignee").filter(pk=case_id).first()
+        if case is not None and takeovers_unconfirmed(request, [case]):
+            back = next_url(request, case_url(case_id))
+            context = admin_context(
+                model_admin, request, title=f"Take over case #{case.pk}", held=[case], free=0, back_url=back,
+                hidden=[("assignee", "me"), ("next", back), *holder_fields([case])],
+            )
+            return TemplateResponse(request, "admin/enforcement/case/take_over.html", context)
     elif raw.isdigit():
         assignee_id = int(raw)
     elif raw == "":

@@ -1,8 +1,10 @@
 """How the console shows things in its lists and pages: severity and status badges, review-deadline
-countdowns, and links to a case or an account."""
+countdowns, links to a case or an account, and emails rendered for a page."""
 
+from collections.abc import Callable
 from datetime import datetime
 
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -67,3 +69,18 @@ def account_link(account):
         '<a href="{}" title="{}">{}</a>',
         reverse("admin:accounts_account_change", args=[account.pk]), account.name, account.public_id,
     )
+
+
+def shown_notice(render: Callable[[], dict]) -> dict:
+    """An email rendered for a page (``render`` returns its ``subject``, ``text`` and ``html``): those with
+    ``ok``, or ``ok: False`` and the ``problem``. A missing or broken template is shown where the email would be,
+    never as a server error of the page around it."""
+    try:
+        notice = render()
+    except TemplateDoesNotExist as exc:
+        return {"ok": False, "problem": f"Missing template: {exc.args[0] if exc.args else exc}"}
+    except TemplateSyntaxError as exc:
+        return {"ok": False, "problem": f"Template error: {exc}"}
+    except Exception as exc:  # the page must show what is wrong, whatever it is
+        return {"ok": False, "problem": f"Could not render: {type(exc).__name__}: {exc}"}
+    return {**notice, "ok": True}

@@ -5,7 +5,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseRedirect
-from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -22,6 +21,7 @@ from enforcement.admin.base import (
     require,
 )
 from enforcement.admin.buttons import actor_for
+from enforcement.admin.display import shown_notice
 from enforcement.admin.filters import TemplateFilter
 from enforcement.models import Notification
 
@@ -75,18 +75,12 @@ class NotificationAdmin(WorkflowAdmin):
 
 def render_preview(name: str) -> dict:
     """One template rendered with sample data; a missing or broken template is reported, not raised."""
-    preview = {"name": name, "audience": notifications.TEMPLATES[name], "ok": False}
-    try:
+
+    def render() -> dict:
         subject, text, html = notifications.render(name, notifications.sample_context(name))
-    except TemplateDoesNotExist as exc:
-        preview["problem"] = f"Missing template: {exc.args[0] if exc.args else exc}"
-    except TemplateSyntaxError as exc:
-        preview["problem"] = f"Template error: {exc}"
-    except Exception as exc:  # a preview page must show what is wrong, whatever it is
-        preview["problem"] = f"Could not render: {type(exc).__name__}: {exc}"
-    else:
-        preview.update(ok=True, subject=subject, text=text, html=html)
-    return preview
+        return {"subject": subject, "text": text, "html": html}
+
+    return {"name": name, "audience": notifications.TEMPLATES[name], **shown_notice(render)}
 
 
 def email_preview_page(model_admin, request):

@@ -86,3 +86,12 @@ def high_case(make_account, as_detector):
 
 def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def confirm(client, page, url: str, **overrides):
+    """Press the confirm button of a confirmation page: post its form's fields (``hidden``) as they are."""
+    data: dict[str, list[str]] = {}
+    for name, value in page.context["hidden"]:
+        data.setdefault(name, []).append(str(value))
+    data.update(overrides)
+    return client.post(url, data, follow=True)

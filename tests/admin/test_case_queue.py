@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from enforcement import services
 from enforcement.models import Case, EnforcementAction
-from tests.admin.conftest import messages_of, report
+from tests.admin.conftest import confirm, messages_of, report
 
 QUEUE = "/admin/enforcement/case/"
 
@@ -115,17 +115,21 @@ def test_bulk_propose_uses_the_ladder_for_each_case(agent_client, make_account, 
     high = report(as_detector, make_account(), rule="special-category-data", severity="high").violation.case
     medium = report(as_detector, make_account(), rule="secrets-in-events", severity="medium").violation.case
     research = report(as_detector, make_account(), rule="security-research", severity="low").violation.case
+    page = _bulk(agent_client, "propose_recommendation", [high, medium, research])
+    assert not EnforcementAction.objects.exists()  # a confirmation page first
     with django_capture_on_commit_callbacks(execute=True):
-        response = _bulk(agent_client, "propose_recommendation", [high, medium, research])
+        response = confirm(agent_client, page, QUEUE)
     kinds = dict(EnforcementAction.objects.values_list("case_id", "kind"))
     assert kinds == {high.pk: "throttle", medium.pk: "warning"}
     assert EnforcementAction.objects.get(case=high).status == "applied"
     text = " ".join(messages_of(response))
-    assert "Proposed on 2 case(s)" in text
+    assert "Applied at once on 2 case(s)" in text
     assert f"#{research.pk}:" in text and "recommends no action" in text  # a person decides, shown as a message
 
     # Again: the throttle and the warning are already in force, so nothing new is proposed.
-    response = _bulk(agent_client, "propose_recommendation", [high, medium])
+    page = _bulk(agent_client, "propose_recommendation", [high, medium])
+    assert [row["outcome"] for row in page.context["rows"]] == ["covered", "covered"]
+    response = confirm(agent_client, page, QUEUE)
     assert EnforcementAction.objects.count() == 2
     assert "Skipped 2" in " ".join(messages_of(response))
 

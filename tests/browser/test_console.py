@@ -1,67 +1,12 @@
 """The console in a real browser: an agent works a case from the queue to an applied throttle and asks
 for a suspension; the agent cannot approve it, by button or by URL; a lead approves it."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from accounts.models import APIKey
-from enforcement import services
-from enforcement.actors import SYSTEM, Actor
-from enforcement.models import ActionStatus, Case, EnforcementAction
-from enforcement.services import service_token_create
-from tests.factories import AccountFactory, APIKeyFactory, UserFactory
+from enforcement.models import ActionStatus, EnforcementAction
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def _account(name: str, email: str, public_id: str):
-    account = AccountFactory(name=name, email=email, public_id=public_id)
-    for kind in ("secret", "publishable", "restricted"):
-        APIKeyFactory(account=account, kind=kind)
-    return account
-
-
-def _report(detector, account, rule, severity, summary, n, evidence=None):
-    return services.violation_report(
-        actor=detector, account=account, rule=rule, severity=severity, source="abuse-detector",
-        external_id=f"det-{n}", summary=summary, evidence=evidence,
-    ).violation.case
-
-
-@pytest.fixture
-def console_data():
-    """Two staff, a detector and a queue that looks like a working day."""
-    agent = UserFactory(username="alex.agent", role="tns_agent")
-    lead = UserFactory(username="lee.lead", role="tns_lead")
-    token, _ = service_token_create(actor=SYSTEM, name="abuse-detector", scopes=["violations:write"], trusted=False)
-    detector = Actor.for_token(token)
-    northwind = _account("Northwind Traders", "ops@northwind.example", "acct_northwind00001")
-    clickstorm = _account("ClickStorm Media", "billing@clickstorm.example", "acct_clickstorm0002")
-    throttle_case = _report(
-        detector, northwind, "special-category-data", "high",
-        "Event property 'diagnosis' carries health conditions on 3,112 signup events.", 1,
-        evidence={"event": "signup", "property": "diagnosis", "sample": "type 2 diabetes",
-                  "card_number": "4242 4242 4242 4242"},
-    )
-    suspend_case = _report(detector, clickstorm, "spam-fraud", "high",
-                           "Click-farm pattern: 40k pageviews a minute from three ASNs on one key.", 2)
-    others = [
-        ("Delta Health Apps", "childrens-data", "critical", "Events from an app for under-13s carry names and ages."),
-        ("Bluebird Shop", "secrets-in-events", "medium", "Checkout events carry full card numbers."),
-        ("Echo Research Lab", "security-research", "low", "Scanner traffic from a known research group."),
-        ("Foxglove Media", "covert-tracking", "medium", "Tracking snippet on pages with no privacy notice."),
-    ]
-    for n, (name, rule, severity, summary) in enumerate(others, start=3):
-        case = _report(detector, _account(name, f"team{n}@example.com", f"acct_demo{n:011d}"), rule, severity,
-                       summary, n)
-        if rule == "secrets-in-events":
-            Case.objects.filter(pk=case.pk).update(review_due_at=timezone.now() - timedelta(minutes=50))
-        if rule == "covert-tracking":
-            services.case_assign(actor=Actor.for_user(lead), case_id=case.pk, assignee_id=lead.pk)
-    return {"agent": agent, "lead": lead, "throttle_case": throttle_case, "suspend_case": suspend_case,
-            "northwind": northwind, "clickstorm": clickstorm}
 
 
 def test_agent_throttles_lead_approves_suspension(open_session, screenshot, console_data):
