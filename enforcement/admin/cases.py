@@ -414,7 +414,7 @@ def case_page_context(request, case: Case) -> dict:
     recommended_notice = None
     if may_propose and outlook["outcome"] in (WAITS, AT_ONCE):
         recommended_notice = shown_notice(lambda: services.notice_preview(
-            case=case, kind=recommendation.kind, reason=recommendation.reason
+            case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
         ))
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)

@@ -473,9 +473,9 @@ def action_expire(*, action_id: int, now: datetime | None = None) -> Enforcement
 
 
 def notice_preview(*, case: Case, kind: str | None = None, key_prefixes: list[str] | None = None,
-                   action: EnforcementAction | None = None, **options) -> dict:
+                   action: EnforcementAction | None = None, actor: Actor | None = None, **options) -> dict:
     """The customer's notice as it would go out: for an action awaiting approval (``action``), or for a
-    proposal not made yet (``kind`` on ``case``, with the proposal's options). Changes nothing.
+    proposal not made yet by ``actor`` (``kind`` on ``case``, with the proposal's options). Changes nothing.
 
     Returns ``{"template", "subject", "text", "html"}``."""
     if action is None:
@@ -492,7 +492,10 @@ def notice_preview(*, case: Case, kind: str | None = None, key_prefixes: list[st
             remediation_deadline=(options.get("remediation_deadline")
                                   or now + timedelta(days=settings.ENFORCEMENT["REMEDIATION_DAYS"]))
             if kind == ActionKind.WARNING else None,
-            requested_by_label="(preview)", decided_under=decision_basis(case, ladder_reason=recommendation.reason),
+            requested_by=actor.user_or_none if actor else None,
+            requested_by_token=actor.token_or_none if actor else None,
+            requested_by_label=actor.label if actor else "(preview)",
+            decided_under=decision_basis(case, ladder_reason=recommendation.reason),
         )
         keys = sorted(key_prefixes or [])
     else:

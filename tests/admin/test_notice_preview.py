@@ -70,11 +70,6 @@ def test_the_recommended_notice_is_what_the_customer_then_receives(agent_client,
     assert _without_who_decided(sent["text"]) == _without_who_decided(shown["text"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services.notice_preview(case=, kind=) takes no actor: its unsaved action has no requester, so the preview "
-    "says the decision was taken automatically while the notice sent after a person proposes says a member of "
-    "the team took it. Needs an actor argument in the service."
-))
 def test_the_recommended_notice_is_word_for_word_what_the_customer_then_receives(
     agent_client, high_case, django_capture_on_commit_callbacks
 ):
