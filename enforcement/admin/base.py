@@ -5,6 +5,7 @@ outcome as an admin message. Nothing here writes a model."""
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -12,6 +13,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from accounts.tokens import PREFIX_LENGTH, kind_of
 from enforcement.actors import PROPOSE_ACTION, WORK_CASE
 from enforcement.admin.buttons import actor_for
 from enforcement.admin.display import account_link, case_link, case_url, status_badge
@@ -41,6 +43,16 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        """A full API key in the search (a browser without scripts) is not kept: the list is answered at
+        an address that names the key's prefix only, which finds the same key."""
+        term = request.GET.get(SEARCH_VAR, "").strip()
+        if kind_of(term) and len(term) > PREFIX_LENGTH:
+            query = request.GET.copy()
+            query[SEARCH_VAR] = term[:PREFIX_LENGTH]
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         """The search box: ``search_condition`` of the stripped term; nothing typed, no filter."""

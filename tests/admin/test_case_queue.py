@@ -88,7 +88,7 @@ def test_search_by_account_id_email_key_prefix_token_and_case_number(agent_clien
     make_cases(make_account, as_detector, 3)
     key = target.test_keys[0]
     for term in [target.public_id, "ops@target.example", "OPS@target.example", key.prefix, key.token, f"#{case.pk}"]:
-        assert listed(agent_client.get(QUEUE, {"q": term})) == [case.pk], term
+        assert listed(agent_client.get(QUEUE, {"q": term}, follow=True)) == [case.pk], term
     assert listed(agent_client.get(QUEUE, {"q": "sk_live_nothere0"})) == []
 
 
@@ -185,3 +185,17 @@ def test_the_queue_never_counts_the_whole_table(agent_client, make_account, as_d
     assert counts, "the paginator counts"
     assert all("LIMIT" in sql.upper() for sql in counts), counts
     assert "More than 5 cases" in response.content.decode()
+
+
+def test_a_full_key_sent_without_scripts_is_answered_at_an_address_with_its_prefix_only(lead_client, make_account,
+                                                                                         as_detector):
+    from tests.factories import APIKeyFactory
+
+    account = make_account()
+    key = APIKeyFactory(account=account, kind="secret")
+    report(as_detector, account)
+    response = lead_client.get("/admin/enforcement/case/", {"q": key.token})
+    assert response.status_code == 302
+    assert key.token[16:] not in response["Location"] and key.prefix in response["Location"]
+    found = lead_client.get(response["Location"])
+    assert account.public_id in found.content.decode() and key.token[16:] not in found.content.decode()

@@ -99,8 +99,7 @@ def screenshot():
 
 def _account(name: str, email: str, public_id: str):
     account = AccountFactory(name=name, email=email, public_id=public_id)
-    for kind in ("secret", "publishable", "restricted"):
-        APIKeyFactory(account=account, kind=kind)
+    account.test_keys = [APIKeyFactory(account=account, kind=kind) for kind in ("secret", "publishable", "restricted")]
     return account
 
 
