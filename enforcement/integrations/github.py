@@ -183,6 +183,11 @@ def label_match(match: Match) -> str:
                 "leak_url": match.url,
                 "leak_source": match.source,
                 "revoked_at": (key.revoked_at or timezone.now()).isoformat(),
+                # The statement of reasons: found by automation, revoked without a person deciding, under
+                # this version of the rule.
+                "detection": "automated",
+                "automated_decision": "fully",
+                "policy_version": f"{rule.code} v{rule.version}" if rule is not None else "",
             },
         )
     if rule is None:

@@ -116,6 +116,9 @@ def _samples() -> dict[str, dict]:
             "leak_url": "https://github.com/acme-analytics/shop/blob/3f2a9c1/config/settings.py",
             "leak_source": "commit",
             "revoked_at": "2026-11-29T11:41:07+00:00",
+            "detection": "automated",
+            "automated_decision": "fully",
+            "policy_version": "key-exposure v1",
         },
         "staff_critical_case": {
             **_SAMPLE_CASE, "case_severity": "critical", "review_due_at": "2026-11-29T12:40:00+00:00",

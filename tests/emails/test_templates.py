@@ -80,6 +80,10 @@ MUST_SAY = {
         "the key stays in the repository's history",
         "sk_live_ keys only on servers",
         "Don't share API keys publicly.",
+        "our automated systems detected this activity",  # the statement of reasons of a revocation
+        "taken automatically, under our policy, without a person deciding",
+        "Acceptable Use Policy rules key-exposure v1",
+        "you believe we revoked it by mistake, reply to this email",
     ],
     "staff_critical_case": [
         "A critical violation was reported for Acme Analytics Ltd (acct_demo00000000001)",
