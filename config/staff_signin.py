@@ -67,6 +67,5 @@ class StaffSignInMiddleware:
     @staticmethod
     def open_without_it(path: str) -> bool:
         """Signing in, signing out and the second-factor step itself."""
-        if path in {reverse("admin:login"), reverse("admin:logout"), reverse("admin:jsi18n")}:
-            return True
-        return path.startswith(reverse("admin:second_factor_verify"))
+        return path in {reverse("admin:login"), reverse("admin:logout"), reverse("admin:jsi18n"),
+                        reverse("admin:second_factor_verify"), reverse("admin:second_factor_enrol")}

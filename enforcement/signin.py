@@ -110,9 +110,9 @@ def _signed_out(sender, request, user, **kwargs):
 @receiver(user_login_failed, dispatch_uid="enforcement.signin.login_failed")
 def _sign_in_failed(sender, credentials, request=None, **kwargs):
     username = credentials.get("username") or ""
-    locked = bool(getattr(request, "axes_locked_out", False))
-    signin_record(verb="signin.refused_locked" if locked else "signin.failed", user=_user_named(username),
-                  username=username, request=request)
+    # The attempt that reaches the limit, and every one while locked, carries ``locked``.
+    signin_record(verb="signin.failed", user=_user_named(username), username=username, request=request,
+                  after={"locked": bool(getattr(request, "axes_locked_out", False))})
 
 
 @receiver(user_locked_out, dispatch_uid="enforcement.signin.locked_out")
