@@ -42,6 +42,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -52,12 +56,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.staff_signin.IdleTimeoutSessionMiddleware",  # Django's SessionMiddleware; see there
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Sessions past their absolute limit end; a password alone opens nothing while STAFF_2FA asks for more.
+    "config.staff_signin.StaffSignInMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers a locked-out sign-in with the lockout page
     "config.outage.DatabaseOutageMiddleware",  # innermost: sees the views' database errors first
 ]
 
@@ -119,6 +127,37 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Axes first: it refuses a locked-out user before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# Staff sign-in. STAFF_2FA=required: a password alone opens nothing (admin or API session) until a second
+# factor (TOTP, or a recovery code) is given, or enrolled first. optional: only staff who enrolled one are asked.
+STAFF_2FA = env_str("STAFF_2FA", "required" if PRODUCTION else "optional")
+if STAFF_2FA not in {"required", "optional"}:
+    raise ImproperlyConfigured(f"STAFF_2FA={STAFF_2FA!r}: use required or optional.")
+# The gravest acts (approving a termination, deciding an appeal, creating a service token, editing a rule)
+# ask for the second factor again when the last one is older than this.
+STAFF_STEP_UP_MINUTES = env_int("STAFF_STEP_UP_MINUTES", 15, minimum=1)
+OTP_TOTP_ISSUER = "Millimetric T&S"
+# Sessions end when the browser closes, after SESSION_IDLE_MINUTES without a request (the session is saved on
+# every request, so its expiry moves with use) and SESSION_MAX_HOURS after sign-in whatever happens.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
+# Lockout (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins for one username, or from one address, within
+# LOGIN_LOCKOUT_MINUTES lock it for that long. A lead unlocks in the admin (Staff sign-in); operators can run
+# ``manage.py axes_reset`` (or ``axes_reset_username NAME`` / ``axes_reset_ip ADDRESS``).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one alone locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "enforcement.signin.client_address"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # leads unlock on the console's Staff sign-in page, with an audit event
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admins (superusers) never show a key
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

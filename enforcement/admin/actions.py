@@ -23,7 +23,8 @@ from enforcement.admin.base import (
 from enforcement.admin.buttons import ACTION_VERBS, action_verbs, actor_for, approval_note, role_allows
 from enforcement.admin.display import case_url, shown_notice
 from enforcement.admin.forms import AppealSubmitForm, ReasonForm
-from enforcement.models import ActionStatus, EnforcementAction
+from enforcement.admin.second_factor import step_up_response
+from enforcement.models import ActionKind, ActionStatus, EnforcementAction
 from enforcement.selectors import approvals_queue
 
 
@@ -126,6 +127,8 @@ def action_transition(model_admin, request, action_id: int, verb: str):
     # The same role check the service makes: someone without it cannot reach the button's URL.
     require(request, role_allows(actor, action, verb))
     back = next_url(request, case_url(action.case_id))
+    if verb == "approve" and action.kind == ActionKind.TERMINATE and (step_up := step_up_response(request, back)):
+        return step_up
     if verb == "appeal":
         form = AppealSubmitForm(request.POST)
         if not form.is_valid():

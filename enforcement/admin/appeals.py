@@ -21,6 +21,7 @@ from enforcement.admin.base import (
 from enforcement.admin.buttons import actor_for, can_decide_appeal
 from enforcement.admin.display import case_url, sla_html
 from enforcement.admin.forms import AppealDecideForm
+from enforcement.admin.second_factor import step_up_response
 from enforcement.models import Appeal
 from enforcement.selectors import appeals_queue
 
@@ -78,6 +79,8 @@ def appeal_decide(model_admin, request, appeal_id: int):
     require(request, can_decide_appeal(actor))
     appeal = Appeal.objects.filter(pk=appeal_id).only("pk", "case_id").first()
     back = next_url(request, case_url(appeal.case_id) if appeal else reverse("admin:enforcement_appeal_queue"))
+    if (step_up := step_up_response(request, back)) is not None:
+        return step_up
     form = AppealDecideForm(request.POST)
     if not form.is_valid():
         messages.error(request, form_error_text(form))

@@ -1,10 +1,11 @@
 """The console's admin site: the front page shows the trust-and-safety team's day."""
 
 from django.contrib import admin
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 
 from enforcement import notifications
+from enforcement.admin import second_factor
 from enforcement.models import Appeal, Case, EnforcementAction, Notification
 
 
@@ -80,3 +81,15 @@ class ConsoleAdminSite(admin.AdminSite):
         if request.user.has_perm("enforcement.view_case"):
             context["team_day"] = team_day(request.user)
         return super().index(request, context)
+
+    def get_urls(self):
+        def page(view):
+            return self.admin_view(lambda request: view(self, request))
+
+        return [
+            path("second-factor/", page(second_factor.verify_page), name="second_factor_verify"),
+            path("second-factor/enrol/", page(second_factor.enrol_page), name="second_factor_enrol"),
+            path("second-factor/mine/", page(second_factor.devices_page), name="second_factor_devices"),
+            path("second-factor/staff/", page(second_factor.staff_page), name="second_factor_staff"),
+            *super().get_urls(),
+        ]

@@ -12,6 +12,7 @@ from enforcement import services
 from enforcement.admin.base import admin_context, call_service, post_only, show_service_error
 from enforcement.admin.buttons import actor_for
 from enforcement.admin.forms import ServiceTokenCreateForm
+from enforcement.admin.second_factor import requires_recent_second_factor
 from enforcement.errors import ServiceError
 from enforcement.models import ServiceToken
 
@@ -79,6 +80,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
         ]
 
 
+@requires_recent_second_factor
 def token_create_page(model_admin, request):
     """The token is shown once, in the answer to the POST; only its hash is kept."""
     if not model_admin.has_add_permission(request):

@@ -1,0 +1,252 @@
+"""Staff sign-in: lockout after repeated failures, short sessions, the second factor (enrolment, sign-in,
+``STAFF_2FA=required``), step-up before approving a termination, and the audit trail of all of it."""
+
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from enforcement import services
+from enforcement.actors import Actor
+from enforcement.models import AuditEvent, EnforcementAction, Rule
+from enforcement.signin import SESSION_SIGNED_IN_AT, SESSION_VERIFIED_AT
+from tests.admin.conftest import report
+from tests.factories import UserFactory
+
+PASSWORD = "correct-horse-battery"
+LOGIN = "/admin/login/"
+
+
+def sign_in(client: Client, username: str, password: str = PASSWORD, address: str = "198.51.100.7"):
+    return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"},
+                       REMOTE_ADDR=address)
+
+
+def code_for(device: TOTPDevice, drift: int = 0) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=drift):06d}"
+
+
+def events(verb: str, user=None):
+    rows = AuditEvent.objects.filter(verb=verb)
+    return rows.filter(target_type="user", target_id=str(user.pk)) if user is not None else rows
+
+
+# --------------------------------------------------------------------------- lockout
+
+
+def test_ten_failures_lock_the_user_out_with_an_audit_event_and_a_lead_unlocks(agent, lead):
+    client = Client()
+    for _ in range(django_settings.AXES_FAILURE_LIMIT):
+        assert sign_in(client, "agent", "wrong-password").status_code in {200, 429}
+    assert events("signin.failed", agent).count() == 10
+    assert events("signin.locked_out", agent).exists()
+
+    refused = sign_in(Client(), "agent", address="203.0.113.50")  # the right password, from elsewhere
+    assert refused.status_code == 429
+    assert b"Too many failed sign-ins" in refused.content
+    assert "_auth_user_id" not in refused.wsgi_request.session
+
+    lead_client = Client()
+    assert sign_in(lead_client, "lead", address="192.0.2.1").status_code == 302
+    page = lead_client.get("/admin/second-factor/staff/")
+    assert page.status_code == 200 and b"user agent" in page.content
+    lead_client.post("/admin/second-factor/staff/", {"what": "unlock_user", "value": "agent"})
+    unlocked = events("signin.unlocked", agent).get()
+    assert unlocked.actor_user == lead
+
+    assert sign_in(Client(), "agent", address="203.0.113.50").status_code == 302
+    assert events("signin", agent).exists()
+
+
+def test_failures_from_one_address_lock_that_address_for_everyone(agent, lead):
+    for n in range(django_settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(), f"nobody-{n}", "wrong", address="203.0.113.9")
+    assert events("signin.failed").filter(note="username: nobody-0").exists()
+    assert sign_in(Client(), "lead", address="203.0.113.9").status_code == 429
+    assert sign_in(Client(), "lead", address="203.0.113.10").status_code == 302
+
+
+def test_an_agent_may_not_unlock(agent_client):
+    assert agent_client.get("/admin/second-factor/staff/").status_code == 403
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def test_sessions_end_with_the_browser_when_idle_and_at_an_absolute_limit():
+    assert django_settings.SESSION_EXPIRE_AT_BROWSER_CLOSE is True
+    assert django_settings.SESSION_COOKIE_AGE == 30 * 60  # the idle timeout ...
+    assert django_settings.SESSION_SAVE_EVERY_REQUEST is True  # ... moves with each request
+    assert django_settings.SESSION_MAX_HOURS == 12
+
+
+def test_a_session_past_its_absolute_limit_is_signed_out(agent):
+    client = Client()
+    sign_in(client, "agent")
+    assert client.get("/admin/").status_code == 200
+    session = client.session
+    session[SESSION_SIGNED_IN_AT] = time.time() - 12 * 3600 - 1
+    session.save()
+    answer = client.get("/admin/enforcement/case/")
+    assert answer.status_code == 302 and answer["Location"].startswith(LOGIN)
+    assert events("signout", agent).exists()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_sign_in_and_sign_out_are_audited(agent):
+    client = Client()
+    sign_in(client, "agent")
+    client.post("/admin/logout/")
+    assert events("signin", agent).get().actor_user == agent
+    assert events("signout", agent).get().after["address"] == "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- the second factor
+
+
+def enrol(client: Client, user) -> TOTPDevice:
+    page = client.get("/admin/second-factor/enrol/")
+    assert page.status_code == 200
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    assert page.context["key"]
+    done = client.post("/admin/second-factor/enrol/", {"otp_token": code_for(device), "next": "/admin/"})
+    assert done.status_code == 200 and len(done.context["codes"]) == 10
+    device.refresh_from_db()
+    assert device.confirmed
+    return device
+
+
+def test_required_second_factor_refuses_every_console_page_and_api_call_to_a_password_alone(settings, agent,
+                                                                                            trusted_detector):
+    settings.STAFF_2FA = "required"
+    client = Client()
+    assert sign_in(client, "agent").status_code == 302
+    for page in ("/admin/", "/admin/enforcement/case/", "/admin/enforcement/auditevent/", "/admin/second-factor/mine/"):
+        answer = client.get(page)
+        assert answer.status_code == 302 and answer["Location"].startswith("/admin/second-factor/"), page
+    assert client.get("/admin/second-factor/").status_code == 302  # no device yet: on to enrolment
+    for path in ("/api/v1/cases/", "/api/v1/violations/", "/api/schema/"):
+        answer = client.get(path)
+        assert answer.status_code == 403, path
+        assert answer.json()["error"]["code"] == "second_factor_required"
+    answer = client.post("/api/v1/violations/", {}, content_type="application/json")
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "second_factor_required"
+    # A service token is no session: unaffected.
+    token_call = Client().get("/api/v1/cases/", HTTP_AUTHORIZATION=f"Bearer {trusted_detector.raw}")
+    assert token_call.status_code == 200
+
+    enrol(client, agent)
+    assert events("second_factor.enrolled", agent).exists()
+    assert client.get("/admin/enforcement/case/").status_code == 200
+    assert client.get("/api/v1/cases/").status_code == 200
+
+
+def test_with_a_device_the_password_alone_is_not_enough_and_a_recovery_code_works_once(settings, agent):
+    # A wrong code delays the next try on each device by a second otherwise.
+    settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 0
+    client = Client()
+    sign_in(client, "agent")
+    device = enrol(client, agent)
+    client.post("/admin/logout/")
+
+    client = Client()
+    sign_in(client, "agent")
+    assert client.get("/admin/").status_code == 302
+    wrong = client.post("/admin/second-factor/", {"otp_token": "000000", "next": "/admin/"})
+    assert wrong.status_code == 200 and events("signin.second_factor_failed", agent).exists()
+    ok = client.post("/admin/second-factor/", {"otp_token": code_for(device, drift=1), "next": "/admin/"})
+    assert ok.status_code == 302 and ok["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+    recovery = StaticDevice.objects.get(user=agent).token_set.first().token
+    other = Client()
+    sign_in(other, "agent")
+    assert other.post("/admin/second-factor/", {"otp_token": recovery}).status_code == 302
+    assert other.get("/admin/").status_code == 200
+    again = Client()
+    sign_in(again, "agent")
+    again.post("/admin/second-factor/", {"otp_token": recovery})
+    assert again.get("/admin/").status_code == 302  # used once, gone
+
+
+def test_a_password_alone_cannot_add_a_device_beside_an_enrolled_one(agent):
+    client = Client()
+    sign_in(client, "agent")
+    enrol(client, agent)
+    other = Client()
+    sign_in(other, "agent")
+    assert other.get("/admin/second-factor/enrol/")["Location"].startswith("/admin/second-factor/?")
+    assert TOTPDevice.objects.filter(user=agent).count() == 1
+
+
+def test_a_lead_removes_someones_device_and_the_user_removes_their_own(agent, lead):
+    agent_client = Client()
+    sign_in(agent_client, "agent")
+    enrol(agent_client, agent)
+    lead_client = Client()
+    sign_in(lead_client, "lead")
+    lead_client.post("/admin/second-factor/staff/", {"what": "remove", "user": agent.pk})
+    assert not TOTPDevice.objects.filter(user=agent).exists()
+    assert events("second_factor.removed", agent).get().actor_user == lead
+
+    device = enrol(lead_client, lead)
+    assert device.user == lead
+    lead_client.post("/admin/second-factor/mine/")
+    assert not TOTPDevice.objects.filter(user=lead, confirmed=True).exists()
+    assert events("second_factor.removed", lead).get().actor_user == lead
+
+
+# --------------------------------------------------------------------------- step-up
+
+
+def test_approving_a_termination_asks_for_the_second_factor_again_when_it_is_old(lead, second_lead, account, keys):
+    case = report(Actor.for_user(second_lead), account, severity="critical").violation.case
+    action = services.action_propose(actor=Actor.for_user(second_lead), case_id=case.pk, kind="terminate",
+                                     reason="Repeated fraud after a suspension.")
+    assert action.status == EnforcementAction.Status.AWAITING_APPROVAL
+    client = Client()
+    sign_in(client, "lead")
+    device = enrol(client, lead)
+    session = client.session
+    session[SESSION_VERIFIED_AT] = time.time() - 16 * 60
+    session.save()
+
+    url = f"/admin/enforcement/enforcementaction/{action.pk}/approve/"
+    back = f"/admin/enforcement/case/{case.pk}/change/"
+    answer = client.post(url, {"next": back})
+    assert answer.status_code == 302 and answer["Location"].startswith("/admin/second-factor/?")
+    action.refresh_from_db()
+    assert action.status == EnforcementAction.Status.AWAITING_APPROVAL
+
+    verified = client.post(answer["Location"], {"otp_token": code_for(device, drift=1), "next": back})
+    assert verified["Location"] == back
+    client.post(url, {"next": back})
+    action.refresh_from_db()
+    assert action.status != EnforcementAction.Status.AWAITING_APPROVAL and action.approved_by == lead
+
+
+@pytest.mark.parametrize("path", ["/admin/enforcement/servicetoken/add/", "rule"])
+def test_creating_a_token_and_editing_rules_ask_for_a_recent_second_factor(lead, path):
+    if path == "rule":
+        path = f"/admin/enforcement/rule/{Rule.objects.order_by('pk').first().pk}/change/"
+    client = Client()
+    sign_in(client, "lead")
+    assert client.get(path).status_code == 200  # no device, STAFF_2FA optional: nothing to repeat
+    enrol(client, lead)
+    assert client.get(path).status_code == 200  # just given
+    session = client.session
+    session[SESSION_VERIFIED_AT] = time.time() - 16 * 60
+    session.save()
+    answer = client.get(path)
+    assert answer.status_code == 302 and "step_up=1" in answer["Location"]
+
+
+def test_demo_users_still_sign_in_with_a_password_under_optional(db):
+    UserFactory(username="demo.agent", role="tns_agent")
+    client = Client()
+    assert sign_in(client, "demo.agent").status_code == 302
+    assert client.get("/admin/").status_code == 200
