@@ -13,7 +13,7 @@ import dj_database_url
 from celery.schedules import crontab  # noqa: F401  (documented for operators editing the schedule)
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import email_settings_from_url, env_bool, env_int, env_list, env_str
+from config.env import email_settings_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -255,6 +255,11 @@ ENFORCEMENT = {
     "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 30, minimum=0),
 }
 
+# A trusted source acts first only while its precision over its last DETECTOR_MIN_DECIDED decided reports stays at
+# or above DETECTOR_MIN_PRECISION (enforcement/services/detectors.py).
+DETECTOR_MIN_DECIDED = env_int("DETECTOR_MIN_DECIDED", 20, minimum=1)
+DETECTOR_MIN_PRECISION = env_float("DETECTOR_MIN_PRECISION", 0.9, minimum=0.0, maximum=1.0)
+
 # --- REST API -------------------------------------------------------------
 def _api_rate(name: str, default: str) -> str | None:
     """A throttle rate like ``6000/min``; ``off`` disables it."""
@@ -320,6 +325,7 @@ SPECTACULAR_SETTINGS = {
         "ViolationStatusEnum": "enforcement.models.Violation.Status",
         "AppealStatusEnum": "enforcement.models.Appeal.Status",
         "NotificationStatusEnum": "enforcement.models.Notification.Status",
+        "ReportOutcomeEnum": "enforcement.services.detectors.OUTCOMES",
     },
 }
 

@@ -30,6 +30,28 @@ class ActionKind(models.TextChoices):
     TERMINATE = "terminate", "Terminate"
 
 
+class DsaCategory(models.TextChoices):
+    """The EU DSA Transparency Database's statement categories (schema v2)."""
+
+    ANIMAL_WELFARE = "STATEMENT_CATEGORY_ANIMAL_WELFARE", "Animal welfare"
+    DATA_PROTECTION = "STATEMENT_CATEGORY_DATA_PROTECTION_AND_PRIVACY_VIOLATIONS", "Data protection and privacy"
+    ILLEGAL_OR_HARMFUL_SPEECH = "STATEMENT_CATEGORY_ILLEGAL_OR_HARMFUL_SPEECH", "Illegal or harmful speech"
+    INTELLECTUAL_PROPERTY = "STATEMENT_CATEGORY_INTELLECTUAL_PROPERTY_INFRINGEMENTS", "Intellectual property"
+    CIVIC_DISCOURSE = (
+        "STATEMENT_CATEGORY_NEGATIVE_EFFECTS_ON_CIVIC_DISCOURSE_OR_ELECTIONS", "Civic discourse or elections"
+    )
+    NON_CONSENSUAL_BEHAVIOUR = "STATEMENT_CATEGORY_NON_CONSENSUAL_BEHAVIOUR", "Non-consensual behaviour"
+    PORNOGRAPHY = "STATEMENT_CATEGORY_PORNOGRAPHY_OR_SEXUALIZED_CONTENT", "Pornography or sexualized content"
+    PROTECTION_OF_MINORS = "STATEMENT_CATEGORY_PROTECTION_OF_MINORS", "Protection of minors"
+    PUBLIC_SECURITY = "STATEMENT_CATEGORY_RISK_FOR_PUBLIC_SECURITY", "Risk for public security"
+    SCAMS_AND_FRAUD = "STATEMENT_CATEGORY_SCAMS_AND_FRAUD", "Scams and fraud"
+    SELF_HARM = "STATEMENT_CATEGORY_SELF_HARM", "Self-harm"
+    SCOPE_OF_SERVICE = "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE", "Scope of platform service"
+    UNSAFE_PRODUCTS = "STATEMENT_CATEGORY_UNSAFE_AND_ILLEGAL_PRODUCTS", "Unsafe and illegal products"
+    VIOLENCE = "STATEMENT_CATEGORY_VIOLENCE", "Violence"
+    OTHER_VIOLATION_TC = "STATEMENT_CATEGORY_OTHER_VIOLATION_TC", "Other violation of terms and conditions"
+
+
 class Rule(models.Model):
     code = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -56,6 +78,19 @@ class Rule(models.Model):
     publishable_key_exposure_is_violation = models.BooleanField(
         default=False,
         help_text="Key exposure only: treat a leaked publishable key as a true positive.",
+    )
+    dsa_category = models.CharField(
+        "DSA category", max_length=80, choices=DsaCategory.choices, default=DsaCategory.SCOPE_OF_SERVICE,
+        help_text="The statement-of-reasons category (EU DSA Transparency Database) of actions under this rule.",
+    )
+    dsa_illegal = models.BooleanField(
+        "DSA: illegal content", default=False,
+        help_text="Statements give the ground as illegal content (with the legal ground below), "
+        "not as content incompatible with the terms.",
+    )
+    dsa_legal_ground = models.CharField(
+        "DSA legal ground", max_length=500, blank=True,
+        help_text="Illegal content only: the law it breaks (e.g. \"GDPR Art. 9\").",
     )
     is_active = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; history in RuleVersion.")
@@ -511,6 +546,10 @@ class Source(models.Model):
         ServiceToken, null=True, blank=True, on_delete=models.PROTECT, related_name="sources"
     )
     reserved = models.BooleanField(default=False, help_text="The system's own: only the console reports under it.")
+    act_first_withheld_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Since when its precision is below the floor: its critical reports wait for a lead.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,11 +4,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
-from enforcement.models import Appeal, AuditEvent, Case, Comment, EnforcementAction, Notification, Violation
+from enforcement.actors import Actor
+from enforcement.models import (
+    Appeal,
+    AuditEvent,
+    Case,
+    Comment,
+    EnforcementAction,
+    Notification,
+    Source,
+    Violation,
+)
+from enforcement.services.detectors import source_record, with_outcome
 from enforcement.services.recommendations import strikes_for
 from enforcement.transitions import IN_FORCE
 
@@ -104,3 +115,29 @@ def appeals_queue() -> QuerySet[Appeal]:
     return Appeal.objects.filter(status=Appeal.Status.PENDING).select_related("action", "case__account").order_by(
         F("due_at").asc(nulls_last=True), "-case__severity_rank", "submitted_at"
     )
+
+
+def sources_overview() -> list[dict]:
+    """Every reporting source with its track record and whether its critical reports may act first now."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, outcome, n in (with_outcome(Violation.objects.all()).order_by()
+                             .values_list("source", "outcome").annotate(n=Count("id"))):
+        counts.setdefault(name, {})[outcome] = n
+    rows = []
+    for source in Source.objects.select_related("owner_user", "owner_token").order_by("name"):
+        record = source_record(source.name, counts=counts.get(source.name, {}))
+        if source.reserved:
+            owner, owner_trusted = "console", True
+        elif source.owner_token_id:
+            owner = f"token:{source.owner_token.name}"
+            owner_trusted = source.owner_token.trusted and source.owner_token.revoked_at is None
+        elif source.owner_user_id:
+            owner, owner_trusted = source.owner_user.get_username(), Actor.for_user(source.owner_user).is_trusted_source
+        else:
+            owner, owner_trusted = None, False
+        rows.append({
+            "source": source.name, "owner": owner, "reports": record.reports, "actioned": record.actioned,
+            "dismissed": record.dismissed, "overturned": record.overturned, "precision": record.precision,
+            "act_first_allowed": owner_trusted and not record.below_floor,
+        })
+    return rows

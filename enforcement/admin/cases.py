@@ -58,6 +58,7 @@ from enforcement.errors import Conflict, ServiceError
 from enforcement.models import ActionKind, ActionStatus, Case, EnforcementAction, Notification, Violation
 from enforcement.rights import requires_approval
 from enforcement.selectors import CASE_QUEUE_ORDERING, account_standing, case_detail_queryset, case_timeline
+from enforcement.statements import case_statements
 
 # --------------------------------------------------------------------------- the case queue
 
@@ -440,6 +441,7 @@ def case_page_context(request, case: Case) -> dict:
         "may_work": may_work,
         "may_propose": may_propose,
         "staff": list(assignable_staff()) if may_work else [],
+        "statements": [json.dumps(statement, indent=2) for statement in case_statements(case)],
     }
 
 

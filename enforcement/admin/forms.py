@@ -91,7 +91,8 @@ class RuleAdminForm(forms.ModelForm):
         model = Rule
         fields = [
             "code", "title", "clause", "description", "default_severity", "ladder_overrides", "strike_window_days",
-            "act_first", "auto_action", "publishable_key_exposure_is_violation", "is_active",
+            "act_first", "auto_action", "publishable_key_exposure_is_violation", "dsa_category", "dsa_illegal",
+            "dsa_legal_ground", "is_active",
         ]
 
     def clean_ladder_overrides(self):
@@ -104,6 +105,12 @@ class RuleAdminForm(forms.ModelForm):
         if problems:
             raise forms.ValidationError(problems)
         return overrides
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("dsa_illegal") and not (cleaned.get("dsa_legal_ground") or "").strip():
+            self.add_error("dsa_legal_ground", "Name the law: statements of illegal content must give their ground.")
+        return cleaned
 
 
 class ServiceTokenCreateForm(forms.Form):

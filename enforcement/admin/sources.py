@@ -27,11 +27,11 @@ class SourceAdmin(admin.ModelAdmin):
     """(source, external_id) identifies a report, so a source belongs to one reporter; see services.sources."""
 
     form = SourceOwnerForm
-    list_display = ("name", "owner", "reserved", "created_at")
-    list_filter = ("reserved",)
+    list_display = ("name", "owner", "reserved", "act_first_withheld_at", "created_at")
+    list_filter = ("reserved", ("act_first_withheld_at", admin.EmptyFieldListFilter))
     search_fields = ("name",)
-    readonly_fields = ("name", "reserved", "created_at")
-    fields = ("name", "reserved", "owner_user", "owner_token", "created_at")
+    readonly_fields = ("name", "reserved", "act_first_withheld_at", "created_at")
+    fields = ("name", "reserved", "owner_user", "owner_token", "act_first_withheld_at", "created_at")
     list_select_related = ("owner_user", "owner_token")
 
     @admin.display(description="Owner")

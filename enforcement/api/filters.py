@@ -142,3 +142,22 @@ class AuditEventFilter(filters.FilterSet):
         target_type, _, target_id = value.partition(":")
         queryset = queryset.filter(target_type=target_type)
         return queryset.filter(target_id=target_id) if target_id else queryset
+
+
+class StatementFilter(filters.FilterSet):
+    """Statements by the day their action was applied: ``since`` inclusive, ``until`` exclusive."""
+
+    since = UTCDateTimeFilter(field_name="applied_at", lookup_expr="gte", help_text="Applied at or after (ISO 8601).")
+    until = UTCDateTimeFilter(field_name="applied_at", lookup_expr="lt", help_text="Applied before (ISO 8601).")
+
+    class Meta:
+        model = EnforcementAction
+        fields = ["since", "until"]
+
+
+class StatementExportFilter(StatementFilter):
+    after = IntegerFilter(field_name="id", lookup_expr="gt", help_text="The next batch: the `next` link sets it.")
+
+    class Meta:
+        model = EnforcementAction
+        fields = ["since", "until", "after"]

@@ -21,6 +21,7 @@ from enforcement.models import (
     Violation,
 )
 from enforcement.selectors import case_timeline
+from enforcement.services.detectors import OUTCOMES, outcome_of
 
 MAX_INT = 2**31 - 1  # PositiveIntegerField's ceiling on every database
 MAX_TEXT = 20_000
@@ -204,13 +205,18 @@ class ViolationSerializer(serializers.ModelSerializer):
     api_key = serializers.CharField(source="api_key.prefix", read_only=True, allow_null=True)
     rule = serializers.CharField(source="rule.code", read_only=True)
     case = serializers.IntegerField(source="case_id", read_only=True)
+    outcome = serializers.ChoiceField(
+        choices=OUTCOMES, read_only=True,
+        help_text="What became of the report: actioned (an action was applied on its case after it), dismissed, "
+        "overturned (such an action was overturned on appeal) or pending.",
+    )
 
     class Meta:
         model = Violation
         fields = [
             "id", "case", "account", "api_key", "rule", "severity", "source", "external_id", "source_trusted",
             "reported_by", "observed_at", "reported_at", "summary", "evidence", "status", "dismissed_at",
-            "dismissed_reason",
+            "dismissed_reason", "outcome",
         ]
         read_only_fields = fields
 
@@ -233,6 +239,7 @@ class ViolationSerializer(serializers.ModelSerializer):
             "status": v.status,
             "dismissed_at": _iso(v.dismissed_at),
             "dismissed_reason": v.dismissed_reason,
+            "outcome": outcome_of(v),
         }
 
 
@@ -478,3 +485,82 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     def get_target(self, event) -> str:
         return f"{event.target_type}:{event.target_id}"
+
+
+# --------------------------------------------------------------------------- transparency
+
+
+class StatementSerializer(serializers.Serializer):
+    """A statement of reasons in the EU DSA Transparency Database's field names and values (schema v2)."""
+
+    puid = serializers.CharField()
+    decision_provision = serializers.CharField()
+    decision_account = serializers.CharField(allow_null=True)
+    account_type = serializers.CharField()
+    end_date_service_restriction = serializers.DateField(allow_null=True)
+    decision_ground = serializers.CharField()
+    illegal_content_legal_ground = serializers.CharField(allow_null=True)
+    illegal_content_explanation = serializers.CharField(allow_null=True)
+    incompatible_content_ground = serializers.CharField(allow_null=True)
+    incompatible_content_explanation = serializers.CharField(allow_null=True)
+    incompatible_content_illegal = serializers.CharField(allow_null=True)
+    category = serializers.CharField()
+    content_type = serializers.ListField(child=serializers.CharField())
+    content_type_other = serializers.CharField()
+    decision_facts = serializers.CharField()
+    automated_detection = serializers.ChoiceField(choices=["Yes", "No"])
+    automated_decision = serializers.CharField()
+    source_type = serializers.CharField()
+    application_date = serializers.DateField()
+    content_date = serializers.DateField()
+    territorial_scope = serializers.ListField(child=serializers.CharField())
+
+    def to_representation(self, instance: dict) -> dict:
+        return instance  # built by enforcement.statements, already in the database's terms
+
+
+class StatementBatchSerializer(serializers.Serializer):
+    statements = StatementSerializer(many=True, help_text="At most 100, as the batch endpoint takes them.")
+    next = serializers.URLField(allow_null=True)
+
+
+class SourceSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    owner = serializers.CharField(allow_null=True, help_text="token:NAME, a username, or console (reserved).")
+    reports = serializers.IntegerField()
+    actioned = serializers.IntegerField()
+    dismissed = serializers.IntegerField()
+    overturned = serializers.IntegerField()
+    precision = serializers.FloatField(
+        allow_null=True, help_text="Actioned share of its last DETECTOR_MIN_DECIDED decided reports.")
+    act_first_allowed = serializers.BooleanField()
+
+
+class _ReviewSerializer(serializers.Serializer):
+    time_to_first_review_p50_s = serializers.FloatField(allow_null=True)
+    time_to_first_review_p90_s = serializers.FloatField(allow_null=True)
+
+
+class _SlaSerializer(serializers.Serializer):
+    breaches = serializers.IntegerField()
+    on_time = serializers.IntegerField()
+
+
+class _ActionsSerializer(serializers.Serializer):
+    by_kind = serializers.DictField(child=serializers.IntegerField())
+    by_rule = serializers.DictField(child=serializers.IntegerField())
+
+
+class _AppealsSerializer(serializers.Serializer):
+    decided = serializers.IntegerField()
+    overturned = serializers.IntegerField()
+    overturn_rate = serializers.FloatField(allow_null=True)
+
+
+class MetricsSummarySerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    review = _ReviewSerializer()
+    sla = _SlaSerializer()
+    actions = _ActionsSerializer()
+    appeals = _AppealsSerializer()

@@ -18,12 +18,23 @@ from enforcement import services
 from enforcement.api import serializers as s
 from enforcement.api.auth import actor_of
 from enforcement.api.exceptions import exception_payload
-from enforcement.api.filters import ActionFilter, AppealFilter, AuditEventFilter, CaseFilter, ViolationFilter
+from enforcement.api.filters import (
+    ActionFilter,
+    AppealFilter,
+    AuditEventFilter,
+    CaseFilter,
+    StatementExportFilter,
+    StatementFilter,
+    ViolationFilter,
+)
 from enforcement.api.idempotency import idempotent
 from enforcement.api.permissions import AnyOf, token_has_scope
 from enforcement.errors import ServiceError, ValidationFailed
 from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Rule, ServiceToken, Violation
-from enforcement.selectors import account_standing, case_detail_queryset
+from enforcement.selectors import account_standing, case_detail_queryset, sources_overview
+from enforcement.services.detectors import with_outcome
+from enforcement.statements import BATCH_SIZE as STATEMENT_BATCH_SIZE
+from enforcement.statements import restrictive_actions, statements_for
 
 S = ServiceToken.Scope
 
@@ -129,7 +140,7 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     }
 
     def get_queryset(self):
-        violations = Violation.objects.select_related("account", "api_key", "rule")
+        violations = with_outcome(Violation.objects.select_related("account", "api_key", "rule"))
         if not token_has_scope(self.request, S.CASES_READ):
             violations = violations.filter(reported_by=actor_of(self.request).label)
         return violations
@@ -197,6 +208,22 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
         data = parse(s.DismissSerializer, request.data)
         violation = services.violation_dismiss(actor=actor_of(request), violation_id=int(pk), reason=data["reason"])
         return Response(s.ViolationSerializer(violation).data)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class SourceListView(APIView):
+    required_scopes = {"GET": S.CASES_READ}
+
+    @extend_schema(
+        operation_id="sources_list", tags=["violations"], responses={200: s.SourceSerializer(many=True)},
+        summary="Reporting sources and their track record: a trusted source below its precision floor loses act-first.",
+        description="`precision`: the actioned share of its last `DETECTOR_MIN_DECIDED` decided reports (actioned, "
+        "dismissed or overturned). Below `DETECTOR_MIN_PRECISION` its critical reports wait for a lead.",
+    )
+    def get(self, request):
+        return Response(s.SourceSerializer(sources_overview(), many=True).data)
 
 
 # --------------------------------------------------------------------------- cases
@@ -388,3 +415,52 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     queryset = AuditEvent.objects.select_related("account")
     required_scopes = {"list": S.AUDIT_READ, "retrieve": S.AUDIT_READ}
 
+
+
+# --------------------------------------------------------------------------- transparency
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["transparency"],
+        summary="Statements of reasons (EU DSA Transparency Database, schema v2), one per applied restrictive action.",
+        description="Throttles, suspensions and terminations that were applied, newest first; `since` and `until` "
+        "bound the day they were applied. `puid` is `millimetric-action-<id>`: stable, unique.",
+    ),
+)
+class StatementViewSet(mixins.ListModelMixin, ApiViewSet):
+    serializer_class = s.StatementSerializer
+    required_scopes = {"list": S.AUDIT_READ, "export": S.AUDIT_READ}
+
+    def get_queryset(self):
+        return restrictive_actions()
+
+    def get_filterset_class(self):
+        return StatementExportFilter if self.action == "export" else StatementFilter
+
+    @property
+    def filterset_class(self):
+        return self.get_filterset_class()
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(s.StatementSerializer(statements_for(page), many=True).data)
+
+    @extend_schema(
+        tags=["transparency"],
+        summary="Statements of reasons in batches of at most 100, oldest first, as the database's batch endpoint "
+        "takes them.",
+        description="Send `statements` as one batch; follow `next` (null after the last batch).",
+        responses={200: s.StatementBatchSerializer},
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def export(self, request):
+        actions = list(self.filter_queryset(self.get_queryset()).order_by("id")[: STATEMENT_BATCH_SIZE + 1])
+        more = len(actions) > STATEMENT_BATCH_SIZE
+        actions = actions[:STATEMENT_BATCH_SIZE]
+        next_url = None
+        if more:
+            query = request.query_params.copy()
+            query["after"] = str(actions[-1].pk)
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response({"statements": statements_for(actions), "next": next_url})

@@ -9,7 +9,8 @@ from enforcement.errors import ValidationFailed
 from enforcement.models import Rule, RuleVersion
 
 RULE_FIELDS = ["title", "clause", "description", "default_severity", "ladder_overrides", "strike_window_days",
-               "act_first", "auto_action", "publishable_key_exposure_is_violation", "is_active"]
+               "act_first", "auto_action", "publishable_key_exposure_is_violation", "dsa_category", "dsa_illegal",
+               "dsa_legal_ground", "is_active"]
 
 
 @transaction.atomic

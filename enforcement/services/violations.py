@@ -16,6 +16,7 @@ from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, Enfo
 from enforcement.redaction import redact
 from enforcement.services.actions import act_first_suspend, action_propose_locked, covering_action
 from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
+from enforcement.services.detectors import report_trusted
 from enforcement.services.locks import for_update, lock_case
 from enforcement.services.recommendations import recommend, recommendation_for, strikes_for_cases
 from enforcement.services.sources import source_for_report
@@ -123,9 +124,10 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
         )
         audit_record(actor=actor, verb="case.opened", target=case, case=case, account=account,
                      after=snapshot(case, CASE_FIELDS))
+    trusted = report_trusted(actor=actor, source=source[:64], rule=rule, severity=severity)  # the act-first hook
     violation = Violation.objects.create(
         account=account, api_key=key, rule=rule, case=case, severity=severity, source=source[:64],
-        external_id=external_id[:200], source_trusted=actor.is_trusted_source, reported_by=actor.label,
+        external_id=external_id[:200], source_trusted=trusted, reported_by=actor.label,
         reporter_kind=actor.kind,
         observed_at=observed_at or now, summary=redact(summary), evidence=redact(evidence or {}),
     )
@@ -139,7 +141,7 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
     # A report can only raise its case's severity (the status follows from actions and appeals).
     if not case_opened and SEVERITY_RANK[severity] > SEVERITY_RANK[case.severity]:
         case_refresh(actor=actor, case=case, since=now)
-    recommendation = recommend(rule, severity, case, actor.is_trusted_source, now)
+    recommendation = recommend(rule, severity, case, trusted, now)
     act_first_action = _follow_up_report(
         actor=actor, case=case, violation=violation, recommendation=recommendation, case_opened=case_opened,
         suspension_underway=_wants_suspension(actor, violation, recommendation) and _suspension_underway(case),
@@ -309,7 +311,6 @@ def _audit_row(actor: Actor, verb: str, target, *, case, account, after: dict) -
 
 def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tuple]) -> dict[int, ReportResult]:
     now = timezone.now()
-    trusted = actor.is_trusted_source
     account_ids = sorted({account.pk for _, account, *_ in items})
     # Account rows locked in id order (as the single path locks one), so concurrent batches cannot deadlock.
     list(for_update(Account.objects).filter(pk__in=account_ids).order_by("pk").values_list("pk", flat=True))
@@ -318,6 +319,9 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
         for case in for_update(Case.objects.select_related("account"))
         .filter(account_id__in=account_ids).exclude(status=Case.Status.CLOSED)
     }
+    memo: dict[str, bool] = {}
+    trusted = {index: report_trusted(actor=actor, source=reports[index]["source"][:64], rule=rule, severity=severity,
+                                     memo=memo) for index, _, rule, _, severity in items}  # the act-first hook
     opened: list[Case] = []
     opening_item: dict[int, int] = {}
     for index, account, _, _, severity in items:
@@ -335,7 +339,7 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
         report = reports[index]
         violations.append(Violation(
             account=account, api_key=key, rule=rule, case=cases[account.pk], severity=severity,
-            source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted,
+            source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted[index],
             reporter_kind=actor.kind,
             reported_by=actor.label, observed_at=report.get("observed_at") or now,
             summary=redact(report["summary"]), evidence=redact(report.get("evidence") or {}),
@@ -375,7 +379,7 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
         window = rule.strike_window_days or settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
         recommendation = ladder.recommend(
             rule=ladder.RulePolicy.from_rule(rule), severity=severity, strikes=strikes[(case.pk, window)],
-            window_days=window, source_trusted=trusted,
+            window_days=window, source_trusted=trusted[index],
         )
         wants_suspension = _wants_suspension(actor, violation, recommendation)
         if wants_suspension and case.pk not in restrictive_action_open:

@@ -9,6 +9,7 @@ from enforcement import services
 from enforcement.admin.site import ConsoleAdminSite
 from enforcement.models import ActionStatus, Appeal, Case, EnforcementAction
 from tests.admin.conftest import messages_of, report
+from tests.factories import AccountFactory
 
 APPROVALS = "/admin/enforcement/enforcementaction/approvals/"
 APPEALS = "/admin/enforcement/appeal/queue/"
@@ -110,3 +111,14 @@ def test_every_model_of_the_console_is_registered_on_its_site():
         "enforcement.Rule", "enforcement.ServiceToken", "enforcement.Source", "enforcement.Violation",
         "otp_totp.TOTPDevice", "otp_static.StaticDevice",  # django-otp's own, for superusers
     }
+
+
+def test_the_metrics_page_draws_its_charts_for_staff_only(lead_client, outsider_client):
+    Case.objects.create(account=AccountFactory(), severity="high", severity_rank=2)
+    page = lead_client.get("/admin/metrics/").content.decode()
+    assert page.count("<svg") >= 2 and 'data-chart="open-cases-by-severity-now"' in page
+    assert "<script" not in page.split('id="charts"')[1].split('id="footer"')[0]
+    assert 'id="metrics-link"' in lead_client.get("/admin/").content.decode()
+    assert outsider_client.get("/admin/metrics/").status_code == 403
+    tile = {t["label"]: t for t in lead_client.get("/admin/").context["team_day"]}["Detectors without act-first"]
+    assert lead_client.get(tile["url"]).status_code == 200

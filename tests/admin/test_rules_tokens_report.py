@@ -9,7 +9,8 @@ def _rule_form(rule: Rule, **changes) -> dict:
         "title": rule.title, "clause": rule.clause, "description": rule.description,
         "default_severity": rule.default_severity, "ladder_overrides": "{}", "strike_window_days": "",
         "act_first": "on" if rule.act_first else "", "auto_action": "on" if rule.auto_action else "",
-        "is_active": "on" if rule.is_active else "",
+        "is_active": "on" if rule.is_active else "", "dsa_category": rule.dsa_category,
+        "dsa_illegal": "on" if rule.dsa_illegal else "", "dsa_legal_ground": rule.dsa_legal_ground,
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v != ""} | {"ladder_overrides": data["ladder_overrides"]}
@@ -26,6 +27,20 @@ def test_a_lead_edits_a_rule_and_the_change_is_audited(lead_client, lead):
     assert event.actor_label == "lead"
     assert event.before == {"ladder_overrides": {}}
     assert event.after == {"ladder_overrides": {"high": "suspend"}, "version": 2}
+
+
+def test_a_lead_maps_a_rule_to_the_dsa_terms_and_illegal_content_needs_its_law(lead_client):
+    rule = Rule.objects.get(code="secrets-in-events")
+    assert rule.dsa_category == "STATEMENT_CATEGORY_DATA_PROTECTION_AND_PRIVACY_VIOLATIONS"  # the data migration's
+    url = f"/admin/enforcement/rule/{rule.pk}/change/"
+    response = lead_client.post(url, _rule_form(rule, dsa_illegal="on"))
+    assert response.status_code == 200 and "Name the law" in response.content.decode()
+    response = lead_client.post(url, _rule_form(rule, dsa_illegal="on", dsa_legal_ground="GDPR Art. 32",
+                                                dsa_category="STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE"))
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.dsa_illegal, rule.dsa_legal_ground, rule.version) == (True, "GDPR Art. 32", 2)
+    assert AuditEvent.objects.get(verb="rule.updated", target_id=str(rule.pk)).after["dsa_illegal"] is True
 
 
 def test_bad_ladder_overrides_are_refused(lead_client):

@@ -1,0 +1,87 @@
+"""The team's figures over the API: a period's summary (JSON) and gauges for Prometheus (``GET /metrics``)."""
+
+from django import forms
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from enforcement import metrics
+from enforcement.api import serializers as s
+from enforcement.api.filters import UTCDateTimeField
+from enforcement.errors import ValidationFailed
+from enforcement.models import ServiceToken
+
+S = ServiceToken.Scope
+
+
+class PeriodForm(forms.Form):
+    since = UTCDateTimeField(required=False)
+    until = UTCDateTimeField(required=False)
+
+
+def parse_period(query) -> tuple:
+    form = PeriodForm(query)
+    if not form.is_valid():
+        fields = {name: [str(e) for e in errors] for name, errors in form.errors.items()}
+        raise ValidationFailed("The period is not valid.", fields=fields)
+    since, until = metrics.period(form.cleaned_data.get("since"), form.cleaned_data.get("until"))
+    if since >= until:
+        raise ValidationFailed("The period is empty.", fields={"since": ["Must be before until."]})
+    return since, until
+
+
+class MetricsSummaryView(APIView):
+    required_scopes = {"GET": S.AUDIT_READ}
+
+    @extend_schema(
+        operation_id="metrics_summary", tags=["transparency"], responses={200: s.MetricsSummarySerializer},
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Start (default: 30 days before until)."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="End, exclusive (default: now)."),
+        ],
+        summary="Review times, SLA, actions and appeals over a period.",
+        description="Cases opened in the period: time to first review (from opening to the first `case.reviewed` "
+        "event or first staff action; nearest-rank percentiles, seconds) and SLA breaches (reviewed after the "
+        "deadline, or unreviewed past it). Actions applied and appeals decided in the period.",
+    )
+    def get(self, request):
+        since, until = parse_period(request.query_params)
+        return Response(metrics.summary(since=since, until=until))
+
+
+class _ScrapeCollector:
+    """Computes the gauges when Prometheus scrapes, from the database (nothing kept between scrapes)."""
+
+    def collect(self):
+        figures = metrics.gauges()
+        outbox = GaugeMetricFamily("millimetric_outbox_notifications", "Emails in the outbox by status.",
+                                   labels=["status"])
+        for status, n in figures["outbox"].items():
+            outbox.add_metric([status], n)
+        actions = GaugeMetricFamily("millimetric_enforcement_actions", "Actions applied (in force) or failed, by kind.",
+                                    labels=["status", "kind"])
+        for status, by_kind in figures["actions"].items():
+            for kind, n in by_kind.items():
+                actions.add_metric([status, kind], n)
+        cases = GaugeMetricFamily("millimetric_open_cases", "Open cases by severity.", labels=["severity"])
+        for severity, n in figures["open_cases"].items():
+            cases.add_metric([severity], n)
+        yield outbox
+        yield actions
+        yield GaugeMetricFamily("millimetric_sla_breaches", "Open cases past their review deadline.",
+                                value=figures["sla_breaches"])
+        yield cases
+
+
+class PrometheusView(APIView):
+    required_scopes = {"GET": S.AUDIT_READ}
+
+    @extend_schema(exclude=True)  # Prometheus text, not JSON; documented in the README
+    def get(self, request):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_ScrapeCollector())
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,166 @@
+"""Statements of reasons in the EU DSA Transparency Database's terms (schema v2), one per applied restrictive action.
+
+Built from the same facts as the customer's notice (``notifications.facts``: the grounds, how it was detected, how
+automated the decision was) and mapped per rule (``Rule.dsa_category``, ``dsa_illegal``, ``dsa_legal_ground``: data
+that leads edit). The database is public, so a statement carries no personal data: no account or key ids, no
+detector's free-text summary; only the rules, their clauses, counts, dates and the measure.
+Reads shared by the API and the admin (as ``selectors``).
+"""
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from enforcement.models import ActionKind, EnforcementAction, Rule, Violation
+from enforcement.notifications.facts import automated_decision, detection, grounds
+
+RESTRICTIVE_KINDS = (ActionKind.THROTTLE, ActionKind.SUSPEND, ActionKind.TERMINATE)
+BATCH_SIZE = 100  # the Transparency Database's batch endpoint takes at most 100 statements a call
+PUID_PREFIX = "millimetric-action-"
+
+DECISION_PROVISION = {
+    ActionKind.THROTTLE: "DECISION_PROVISION_PARTIAL_SUSPENSION",
+    ActionKind.SUSPEND: "DECISION_PROVISION_TOTAL_SUSPENSION",
+    ActionKind.TERMINATE: "DECISION_PROVISION_TOTAL_TERMINATION",
+}
+# Only a measure on the whole account restricts the account itself; one on named keys restricts the service.
+DECISION_ACCOUNT = {
+    ActionKind.SUSPEND: "DECISION_ACCOUNT_SUSPENDED",
+    ActionKind.TERMINATE: "DECISION_ACCOUNT_TERMINATED",
+}
+AUTOMATED_DECISION = {
+    "fully": "AUTOMATED_DECISION_FULLY",
+    "partially": "AUTOMATED_DECISION_PARTIALLY",
+    "not": "AUTOMATED_DECISION_NOT_AUTOMATED",
+}
+# The service is offered across the EEA; a restriction of an API key or account applies everywhere.
+EEA = ["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IS", "IT", "LI",
+       "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK"]
+CONTENT_TYPE_OTHER = "API keys and the analytics events sent with them"
+# The Transparency Database's length limits.
+_LIMITS = {"incompatible_content_ground": 500, "incompatible_content_explanation": 2000,
+           "illegal_content_legal_ground": 500, "illegal_content_explanation": 2000, "decision_facts": 5000}
+
+
+def restrictive_actions(*, since: datetime | None = None, until: datetime | None = None) -> QuerySet:
+    """Every restrictive action that was applied (whatever became of it later: a statement stays made)."""
+    actions = EnforcementAction.objects.filter(kind__in=RESTRICTIVE_KINDS, applied_at__isnull=False)
+    if since is not None:
+        actions = actions.filter(applied_at__gte=since)
+    if until is not None:
+        actions = actions.filter(applied_at__lt=until)
+    return actions
+
+
+def statements_for(actions: list[EnforcementAction]) -> list[dict]:
+    """The statements of these actions, in their order, in a constant number of queries."""
+    behind = _violations_behind(actions)
+    through = EnforcementAction.keys.through
+    on_named_keys = set(through.objects.filter(enforcementaction_id__in=[a.pk for a in actions])
+                        .values_list("enforcementaction_id", flat=True).distinct())
+    return [statement(action, behind.get(action.pk, []), account_wide=action.pk not in on_named_keys)
+            for action in actions]
+
+
+def _violations_behind(actions: list[EnforcementAction]) -> dict[int, list[Violation]]:
+    """Each action's violations as its notice has them: those recorded with it, else its case's open ones."""
+    wanted = {a.pk: (a.decided_under or {}).get("violations") for a in actions}
+    ids = {vid for vids in wanted.values() if vids for vid in vids}
+    fallback_cases = {a.case_id for a in actions if wanted[a.pk] is None}
+    loaded = Violation.objects.select_related("rule").defer("evidence")
+    by_id = {v.pk: v for v in loaded.filter(pk__in=ids)} if ids else {}
+    open_by_case: dict[int, list[Violation]] = {}
+    if fallback_cases:
+        for v in loaded.filter(case_id__in=fallback_cases, status=Violation.Status.OPEN):
+            open_by_case.setdefault(v.case_id, []).append(v)
+    return {
+        a.pk: [by_id[vid] for vid in wanted[a.pk] if vid in by_id and by_id[vid].case_id == a.case_id]
+        if wanted[a.pk] is not None else open_by_case.get(a.case_id, [])
+        for a in actions
+    }
+
+
+def _cut(field: str, text: str) -> str:
+    limit = _LIMITS[field]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _date(value: datetime | None) -> str | None:
+    return value.date().isoformat() if value else None
+
+
+def statement(action: EnforcementAction, violations: list[Violation], *, account_wide: bool) -> dict:
+    """One action's statement of reasons, in the Transparency Database's field names and values."""
+    facts = grounds(violations)
+    rules = {v.rule.code: v.rule for v in violations}
+    lead_rule: Rule | None = rules.get(facts[0]["rule"]) if facts else None
+    versions = (action.decided_under or {}).get("rules") or {}
+    illegal = bool(lead_rule and lead_rule.dsa_illegal)
+    explanation = _explanation(action, lead_rule, versions)
+    return {
+        "puid": f"{PUID_PREFIX}{action.pk}",
+        "decision_provision": DECISION_PROVISION[action.kind],
+        "decision_account": DECISION_ACCOUNT.get(action.kind) if account_wide else None,
+        "account_type": "ACCOUNT_TYPE_BUSINESS",
+        "end_date_service_restriction": _date(action.expires_at),
+        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT" if illegal else "DECISION_GROUND_INCOMPATIBLE_CONTENT",
+        "illegal_content_legal_ground": _cut("illegal_content_legal_ground", lead_rule.dsa_legal_ground or
+                                             lead_rule.clause) if illegal else None,
+        "illegal_content_explanation": _cut("illegal_content_explanation", explanation) if illegal else None,
+        "incompatible_content_ground": None if illegal else _cut(
+            "incompatible_content_ground", lead_rule.clause if lead_rule else "Acceptable Use Policy"),
+        "incompatible_content_explanation": None if illegal else _cut("incompatible_content_explanation",
+                                                                      explanation),
+        "incompatible_content_illegal": None if illegal else "No",
+        "category": lead_rule.dsa_category if lead_rule else "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE",
+        "content_type": ["CONTENT_TYPE_OTHER"],
+        "content_type_other": CONTENT_TYPE_OTHER,
+        "decision_facts": _cut("decision_facts", _facts_text(action, facts)),
+        "automated_detection": "No" if detection(violations) == "staff" else "Yes",
+        "automated_decision": AUTOMATED_DECISION[automated_decision(action)],
+        "source_type": "SOURCE_VOLUNTARY",  # every report is the provider's own detection (or its partner's)
+        "application_date": _date(action.applied_at),
+        "content_date": _date(min((v.observed_at for v in violations), default=None) or action.created_at),
+        "territorial_scope": EEA,
+    }
+
+
+def _explanation(action: EnforcementAction, rule: Rule | None, versions: dict) -> str:
+    if rule is None:
+        return f"The account's use of the API broke the Acceptable Use Policy ({action.reason[:300]})."
+    version = versions.get(rule.code, rule.version)
+    return (f"The account's use of the API broke the Acceptable Use Policy rule \"{rule.title}\" ({rule.code}, "
+            f"version {version}); the measure follows the enforcement ladder.")
+
+
+def _facts_text(action: EnforcementAction, facts: list[dict]) -> str:
+    measure = {
+        ActionKind.THROTTLE: "The account's API keys were limited"
+        + (f" to {action.rate_limit_per_minute} requests a minute" if action.rate_limit_per_minute else ""),
+        ActionKind.SUSPEND: "The account's API keys were suspended",
+        ActionKind.TERMINATE: "The account's API keys were terminated",
+    }[action.kind]
+    lines = [f"{measure}" + (f" until {_date(action.expires_at)}." if action.expires_at else ".")]
+    for entry in facts:
+        span = entry["first_observed_at"][:10]
+        if entry["last_observed_at"][:10] != span:
+            span += f" to {entry['last_observed_at'][:10]}"
+        lines.append(f"{entry['count']} report(s) of \"{entry['rule_title']}\" ({entry['severity']} severity), "
+                     f"observed {span}.")
+    if action.act_first:
+        lines.append("Acted on at once (clearly malicious behaviour), reviewed by a lead afterwards.")
+    return " ".join(lines)
+
+
+def case_statements(case) -> list[dict]:
+    """A case's statements, from a case loaded with ``selectors.case_detail_queryset`` (no further queries)."""
+    violations = {v.pk: v for v in case.violations.all()}
+    made = []
+    for action in case.actions.all():
+        if action.kind not in RESTRICTIVE_KINDS or action.applied_at is None:
+            continue
+        ids = (action.decided_under or {}).get("violations")
+        behind = ([violations[vid] for vid in ids if vid in violations] if ids is not None
+                  else [v for v in violations.values() if v.status == Violation.Status.OPEN])
+        made.append(statement(action, behind, account_wide=not action.keys.all()))
+    return made
