@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A body over API_MAX_BODY_BYTES is a 413 on every route, before anything below reads it.
+    "enforcement.api.limits.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.staff_signin.IdleTimeoutSessionMiddleware",  # Django's SessionMiddleware; see there
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +70,11 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # answers a locked-out sign-in with the lockout page
     "config.outage.DatabaseOutageMiddleware",  # innermost: sees the views' database errors first
 ]
+
+# The largest request body any route takes (the API, the GitHub endpoint, the admin's forms): over it, 413.
+# Django's own limit on what it reads into memory is the same, so the two never disagree.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -278,7 +285,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only, nested at most 32 deep, finite numbers, no NUL (lib.safe_json).
+    "DEFAULT_PARSER_CLASSES": ["enforcement.api.parsers.SafeJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "enforcement.api.auth.ServiceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

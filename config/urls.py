@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("enforcement.integrations.urls")),
 ]
 
-# JSON errors under /api/ (Django's own pages elsewhere).
+# JSON errors under /api/ (Django's own pages elsewhere); a body over the limit is a 413 everywhere.
+handler400 = "enforcement.api.exceptions.handler400"
 handler404 = "enforcement.api.exceptions.handler404"
 handler500 = "enforcement.api.exceptions.handler500"

@@ -4,8 +4,20 @@ from accounts import edge
 from config.celery import app as celery_app
 from enforcement.actors import SYSTEM, Actor
 from enforcement.services import service_token_create
+from tests import fuzzing
 from tests.factories import AccountFactory, APIKeyFactory, UserFactory
 from tests.required_services import require_services
+
+
+def pytest_report_header(config):
+    return fuzzing.describe()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The schemathesis seed again at the end (``-q`` hides the header), when its tests ran."""
+    reports = (report for reports in terminalreporter.stats.values() for report in reports)
+    if any("tests/api/test_schema.py::test_api_" in getattr(report, "nodeid", "") for report in reports):
+        terminalreporter.write_line(fuzzing.describe())
 
 
 @pytest.hookimpl(tryfirst=True)

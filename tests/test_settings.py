@@ -81,3 +81,7 @@ def test_bad_values_fail_loudly(tmp_path):
     assert result.returncode != 0 and "DEBUG='perhaps' is not a boolean" in result.stderr
     result = _manage("check", DATABASE_URL="nosuchdb://x", VAR_DIR=str(tmp_path))
     assert result.returncode != 0 and "DATABASE_URL" in result.stderr
+    result = _manage("check", API_MAX_BODY_BYTES="1MB", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "API_MAX_BODY_BYTES='1MB' is not an integer" in result.stderr
+    result = _manage("check", API_MAX_BODY_BYTES="10", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "API_MAX_BODY_BYTES=10 is below the minimum of 1024" in result.stderr

@@ -22,6 +22,7 @@ from enforcement.models import EnforcementAction
 from enforcement.services import service_token_create
 from lib import queue
 from tests.factories import AccountFactory, APIKeyFactory
+from tests.processes import stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,11 +67,7 @@ def worker():
         process.kill()
         pytest.fail("the worker did not start:\n" + "".join(log[-40:]))
     yield log
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
 
 
 def wait_for(condition, log, timeout=60.0):

@@ -1,12 +1,13 @@
 """Forms behind the console's buttons. They only parse input; the services decide."""
 
-import json
 import uuid
 
 from django import forms
 
+from enforcement.evidence import PROBLEMS, evidence_problem
 from enforcement.ladder import validate_overrides
 from enforcement.models import ActionKind, Appeal, Rule, ServiceToken, Severity
+from lib.safe_json import UnsafeJSON, parse_json_safely
 
 
 class ProposeForm(forms.Form):
@@ -78,11 +79,13 @@ class ReportViolationForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Evidence must be a JSON object.")
+            value = parse_json_safely(raw)  # the API's limits: nesting, finite numbers, storable text
+        except UnsafeJSON as exc:
+            raise forms.ValidationError(exc.message) from None
+        problem = evidence_problem(value)
+        if problem is not None:
+            message = PROBLEMS[problem]
+            raise forms.ValidationError(f"Evidence {message[0].lower()}{message[1:]}")
         return value
 
 

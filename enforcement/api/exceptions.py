@@ -1,16 +1,18 @@
 """One error shape for the whole API: ``{"error": {"code", "message", "fields"?}}``.
 
 Used as DRF's ``EXCEPTION_HANDLER`` (every exception a view raises, the service layer's
-included) and as Django's ``handler404``/``handler500`` for paths under ``/api/``, so a
-mistyped URL or a crash outside a view answers in the same shape. A 500 never carries a
-traceback; it is logged instead.
+included) and as Django's ``handler400``/``handler404``/``handler500`` for paths under ``/api/``,
+so a mistyped URL, a request Django itself refuses or a crash outside a view answers in the same
+shape. A 500 never carries a traceback; it is logged instead.
 """
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,6 +37,26 @@ CODE_FOR = {
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.Throttled: "throttled",
 }
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(detail or payload_too_large_message(), code)
+
+
+class BadRequest(exceptions.APIException):
+    """A request Django refuses as it reads it (too many fields, a malformed multipart body ...)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
+    default_detail = "The request is malformed."
+
+
+def payload_too_large_message() -> str:
+    return f"The request body is larger than the limit of {settings.API_MAX_BODY_BYTES} bytes."
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -86,12 +108,21 @@ def exception_payload(exc: Exception) -> tuple[int, dict, dict]:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, if the size guard missed it
+        exc = PayloadTooLarge()
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = BadRequest(f"Too many parameters (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}).")
+    elif isinstance(exc, SuspiciousOperation):  # Django answers these 400 outside DRF's views too
+        exc = BadRequest()
     if isinstance(exc, exceptions.APIException):
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
         code = next((c for cls, c in CODE_FOR.items() if isinstance(exc, cls)), None) or str(exc.default_code)
+        precise = getattr(exc.detail, "code", None)
+        if isinstance(precise, str) and precise != exc.default_code:
+            code = precise  # raised with a more precise word than the class's, e.g. ParseError(code="too_deep")
         if isinstance(exc, exceptions.ValidationError):
             fields = flatten_fields(exc.detail)
             return exc.status_code, error_body(code, _validation_message(fields), fields), headers
@@ -113,6 +144,25 @@ def exception_handler(exc, context):
 
 
 # --- Django's handlers: JSON under /api/, Django's own pages elsewhere ----------------------
+
+
+def payload_too_large_response(request) -> HttpResponse:
+    """413 for a body over ``API_MAX_BODY_BYTES``: the error shape under /api/, a plain page elsewhere."""
+    message = payload_too_large_message()
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("payload_too_large", message), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    page = defaults.ERROR_PAGE_TEMPLATE % {"title": "Payload Too Large (413)", "details": message}
+    return HttpResponse(page, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+
+def handler400(request, exception=None):
+    """Requests Django refuses itself (``SuspiciousOperation``): a body over the limit read outside a DRF view
+    is a 413, as the size guard would have said."""
+    if isinstance(exception, RequestDataTooBig):
+        return payload_too_large_response(request)
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("bad_request", BadRequest.default_detail), status=status.HTTP_400_BAD_REQUEST)
+    return defaults.bad_request(request, exception)
 
 
 def handler404(request, exception=None):

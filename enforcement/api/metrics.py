@@ -28,7 +28,10 @@ def parse_period(query) -> tuple:
     if not form.is_valid():
         fields = {name: [str(e) for e in errors] for name, errors in form.errors.items()}
         raise ValidationFailed("The period is not valid.", fields=fields)
-    since, until = metrics.period(form.cleaned_data.get("since"), form.cleaned_data.get("until"))
+    try:
+        since, until = metrics.period(form.cleaned_data.get("since"), form.cleaned_data.get("until"))
+    except OverflowError:  # e.g. until=0001-01-01: its default start would be before year 1
+        raise ValidationFailed("The period is out of range.", fields={"until": ["Out of range."]}) from None
     if since >= until:
         raise ValidationFailed("The period is empty.", fields={"since": ["Must be before until."]})
     return since, until

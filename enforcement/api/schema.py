@@ -46,7 +46,7 @@ class ApiAutoSchema(AutoSchema):
             operation["description"] = f"{operation.get('description', '')}\n\n{scope_line}".strip()
         codes = ["400", "401", "403", "404", "429"]
         if self.method in BODY_METHODS:
-            codes += ["409", "415"]
+            codes += ["409", "413", "415"]  # 413: over API_MAX_BODY_BYTES
         if self.method == "POST" and getattr(self._handler(), "idempotent", False):
             operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
         responses = operation.setdefault("responses", {})

@@ -8,6 +8,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from accounts.models import Account, APIKey, KeyStatus
+from enforcement.evidence import PROBLEMS, evidence_problem
 from enforcement.models import (
     ActionKind,
     Appeal,
@@ -25,8 +26,6 @@ from enforcement.services.detectors import OUTCOMES, outcome_of
 
 MAX_INT = 2**31 - 1  # PositiveIntegerField's ceiling on every database
 MAX_TEXT = 20_000
-MAX_EVIDENCE_BYTES = 64 * 1024
-MAX_EVIDENCE_DEPTH = 10
 
 
 _DATETIME = serializers.DateTimeField()
@@ -58,41 +57,16 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class EvidenceField(serializers.JSONField):
-    """A JSON object, bounded in size and depth, with text the database can store."""
+    """A JSON object, bounded in size and depth, with text the database can store (``enforcement.evidence``)."""
 
-    default_error_messages = {
-        "not_object": "Must be a JSON object.",
-        "too_large": f"Must be at most {MAX_EVIDENCE_BYTES} bytes of JSON.",
-        "too_deep": f"Must nest at most {MAX_EVIDENCE_DEPTH} levels.",
-        "bad_text": "Text may not contain NUL or unpaired surrogate characters.",
-    }
+    default_error_messages = PROBLEMS
 
     def to_internal_value(self, data):
         data = super().to_internal_value(data)
-        if not isinstance(data, dict):
-            self.fail("not_object")
-        budget = [MAX_EVIDENCE_BYTES]
-        self._check(data, 0, budget)
+        problem = evidence_problem(data)
+        if problem is not None:
+            self.fail(problem)
         return data
-
-    def _check(self, value, depth: int, budget: list[int]) -> None:
-        if depth > MAX_EVIDENCE_DEPTH:
-            self.fail("too_deep")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                self._check(str(key), depth, budget)
-                self._check(item, depth + 1, budget)
-        elif isinstance(value, list):
-            for item in value:
-                self._check(item, depth + 1, budget)
-        elif isinstance(value, str):
-            budget[0] -= len(value) + 2
-            if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
-                self.fail("bad_text")
-        else:
-            budget[0] -= 8
-        if budget[0] < 0:
-            self.fail("too_large")
 
 
 # --------------------------------------------------------------------------- inventory

@@ -46,7 +46,8 @@ def parse(serializer_class, data) -> dict:
 
 
 class ApiViewSet(viewsets.GenericViewSet):
-    lookup_value_regex = "[0-9]+"
+    # Ids are positive 64-bit integers: a longer run of digits names nothing (404), and is never converted.
+    lookup_value_regex = "[0-9]{1,19}"
 
 
 # --------------------------------------------------------------------------- inventory

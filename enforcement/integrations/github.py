@@ -38,6 +38,7 @@ from enforcement.actors import Actor
 from enforcement.errors import ValidationFailed
 from enforcement.models import Rule
 from enforcement.services import key_revoke, violation_report
+from lib.safe_json import UnsafeJSON, parse_json_safely
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +127,12 @@ class Match:
 
 
 def parse_delivery(body: bytes) -> list[Match]:
+    """The verified body's matches. Parsed as every JSON body the console takes (``lib.safe_json``): a signed
+    body nested 100,000 deep is a 400, like any other malformed one."""
     try:
-        items = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValidationFailed("The body is not JSON.") from None
+        items = parse_json_safely(body)
+    except UnsafeJSON as exc:
+        raise ValidationFailed(f"The body is not acceptable JSON: {exc.message}", code=exc.code) from None
     if not isinstance(items, list):
         raise ValidationFailed("The body must be a JSON array of matches.")
     if len(items) > MAX_TOKENS_PER_DELIVERY:

@@ -48,14 +48,19 @@ class GitHubSecretScanningView(APIView):
         request=SecretScanningMatchSerializer(many=True),
         responses={
             200: SecretScanningLabelSerializer(many=True),
-            400: OpenApiResponse(ErrorSerializer, description="The body is not a JSON array of matches."),
+            400: OpenApiResponse(ErrorSerializer, description="The body is not a JSON array of matches (or nests "
+                                 "deeper than 32, or holds a number or a character that cannot be stored)."),
             401: OpenApiResponse(ErrorSerializer, description="Unknown signing key, or a bad signature."),
+            413: OpenApiResponse(ErrorSerializer, description="The body is over API_MAX_BODY_BYTES (refused before "
+                                 "the signature is checked)."),
             429: OpenApiResponse(ErrorSerializer, description="Too many requests from this address."),
         },
         tags=["integrations"],
     )
     def post(self, request):
-        body = request.body  # the exact bytes GitHub signed, read before anything parses them
+        # The exact bytes GitHub signed, read before anything parses them (no more than API_MAX_BODY_BYTES: the
+        # size guard refuses a longer body first). Parsed after the signature verifies, by lib.safe_json.
+        body = request.body
         try:
             github.verify_signature(
                 body,

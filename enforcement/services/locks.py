@@ -3,8 +3,9 @@
 The order: the **account**, then its **case**, then the case's **violations**, then its **actions**,
 then its **appeals**; the **keys** last (``accounts.services.key_states_recompute`` updates them, and the
 account's status, while the action is held). A reporting **source**'s row (its act-first standing, see
-``detectors``) is updated after the account and case a report holds, and never locks anything itself. A service may skip a step but never goes back up:
-whoever holds a case never asks for its account, whoever holds an action never asks for its case.
+``detectors``) is updated after the account and case a report holds, and never locks anything itself.
+A service may skip a step but never goes back up: whoever holds a case never asks for its account,
+whoever holds an action never asks for its case.
 
 Every lock is ``FOR NO KEY UPDATE OF`` the named table alone: rows reached through a join are not
 locked, and an insert that refers to a locked row (an audit event or a violation naming the account)

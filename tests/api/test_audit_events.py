@@ -70,3 +70,9 @@ def test_since_takes_any_iso_instant_and_refuses_what_is_out_of_range(make_clien
 def test_an_id_larger_than_any_database_stores_is_a_400(make_client):
     response = make_client("audit:read").get("/api/v1/audit-events/", {"case": "99999999999999999999"})
     assert_error(response, 400, "validation_error", fields=["case"])
+
+
+def test_a_metrics_period_at_the_calendars_start_is_a_400(make_client):
+    """Found by schemathesis: the default start, 30 days before until=0001-01-02, is before year 1."""
+    response = make_client("audit:read").get("/api/v1/metrics/summary/", {"until": "0001-01-02T00:00:00Z"})
+    assert_error(response, 400, "validation_error", fields=["until"])

@@ -130,7 +130,7 @@ def test_unknown_path_method_and_media_type_use_the_error_shape(full_client):
                  415, "unsupported_media_type")
     assert_error(full_client.post("/api/v1/violations/", "{not json", content_type="application/json"), 400,
                  "parse_error")
-    assert_error(full_client.get("/api/v1/cases/?cursor=garbage"), 404, "not_found")
+    assert_error(full_client.get("/api/v1/cases/?cursor=garbage"), 400, "invalid_cursor", fields=["cursor"])
 
 
 def test_an_unexpected_error_is_a_500_without_a_traceback(full_client, monkeypatch, account):

@@ -202,6 +202,44 @@ def test_a_signed_body_that_is_not_a_list_of_matches_is_a_validation_error(githu
     _nothing_changed(keys)
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_signed_body_nested_100000_deep_is_a_400_and_an_unsigned_one_a_401(github_key, keys):
+    response = deliver(DEEP, signature=sign(github_key, DEEP))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_deep"
+    assert "deeper than 32" in response.json()["error"]["message"]
+    impostor = ec.generate_private_key(ec.SECP256R1())
+    assert deliver(DEEP, signature=sign(impostor, DEEP)).status_code == 401
+    assert APIClient().post(URL, data=DEEP, content_type="application/json").status_code == 401
+    _nothing_changed(keys)
+
+
+@pytest.mark.parametrize("body, code", [
+    (b'[{"token": "sk_live_x", "type": "t", "url": "u", "source": 1e400}]', "non_finite_number"),
+    (b'[{"token": "sk_live_\\u0000", "type": "t", "url": "u", "source": "s"}]', "forbidden_character"),
+    (b'[{"token": "x\x00"}]', "forbidden_character"),
+    (b"[\xff]", "parse_error"),
+])
+def test_a_signed_body_that_cannot_be_stored_is_a_400(github_key, keys, body, code):
+    response = deliver(body, signature=sign(github_key, body))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+    _nothing_changed(keys)
+
+
+def test_a_2_mb_delivery_is_a_413_before_the_signature_is_checked(github_key, keys):
+    body = matches(*[keys[1].token] * 30_000)
+    assert len(body) > 2_000_000
+    for signature in (sign(github_key, body), "not-a-signature"):
+        response = deliver(body, signature=signature)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "payload_too_large"
+    assert APIClient().post(URL, data=body, content_type="application/json").status_code == 413
+    _nothing_changed(keys)
+
+
 def test_a_key_file_with_a_key_that_is_not_p256_is_not_used(settings, tmp_path):
     other_curve = ec.generate_private_key(ec.SECP384R1())
     path = tmp_path / "keys.json"
