@@ -34,12 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/enf_bench_api")
-os.environ.setdefault("VAR_DIR", "/tmp/var-bench-api")
-os.environ.setdefault("EMAIL_URL", "locmem://")
-os.environ["DEBUG"] = "0"  # DEBUG keeps every query in memory: not how anyone serves
-os.environ["API_THROTTLE_RATE"] = "off"
+from bench.scratch import configure, ensure_database  # noqa: E402
+
+configure(database_url="postgres://postgres@127.0.0.1:5432/enf_bench_api", var_dir="/tmp/var-bench-api")
 os.environ.setdefault("DB_CONN_MAX_AGE", "60")
 
 RULES = ["rate-limit-overuse", "spam-fraud", "covert-tracking", "unlawful-use"]
@@ -47,17 +44,6 @@ TARGET_SINGLE, TARGET_BATCH = 25, 20
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def setup(accounts: int, run: str) -> dict:

@@ -2,10 +2,11 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Max
+from django.utils import timezone
 
 from accounts.models import Account, APIKey
 from accounts.tokens import generate_token, hash_token, prefix_of
-from enforcement.models import Rule
+from enforcement.models import Case, EnforcementAction, Rule, Violation
 
 
 class AccountFactory(factory.django.DjangoModelFactory):
@@ -55,6 +56,70 @@ class UserFactory(factory.django.DjangoModelFactory):
         if extracted:
             self.groups.add(Group.objects.get(name=extracted))
         self.save()
+
+
+class _Backdated(factory.django.DjangoModelFactory):
+    """History as it stood: ``auto_now_add`` times (``_backdated``) are written as given, after the insert."""
+
+    _backdated: tuple[str, ...] = ()
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        times = {name: kwargs.pop(name) for name in cls._backdated if kwargs.get(name) is not None}
+        obj = super()._create(model_class, *args, **kwargs)
+        if times:
+            model_class.objects.filter(pk=obj.pk).update(**times)
+            for name, value in times.items():
+                setattr(obj, name, value)
+        return obj
+
+
+class CaseFactory(_Backdated):
+    """A case of the past (closed, so an account may have several); no violations of its own."""
+
+    class Meta:
+        model = Case
+
+    _backdated = ("opened_at",)
+    account = factory.SubFactory(AccountFactory)
+    status = Case.Status.CLOSED
+    severity = "medium"
+
+
+class ViolationFactory(_Backdated):
+    """``ViolationFactory(rule=..., account=..., severity=..., reported_at=...)``: a violation in its own case
+    unless ``case`` is given."""
+
+    class Meta:
+        model = Violation
+
+    _backdated = ("reported_at",)
+    account = factory.SubFactory(AccountFactory)
+    case = factory.SubFactory(CaseFactory, account=factory.SelfAttribute("..account"))
+    rule = factory.LazyFunction(lambda: Rule.objects.get(code="covert-tracking"))
+    severity = "medium"
+    source = "factory"
+    external_id = factory.Sequence(lambda n: f"factory-{n}")
+    reported_by = "factory"
+    observed_at = factory.LazyFunction(timezone.now)
+    summary = "Made by a factory."
+
+
+class EnforcementActionFactory(_Backdated):
+    """An action on a case, applied by default (a strike) at ``applied_at``, created then too."""
+
+    class Meta:
+        model = EnforcementAction
+
+    _backdated = ("created_at",)
+    case = factory.SubFactory(CaseFactory)
+    account = factory.SelfAttribute("case.account")
+    kind = "warning"
+    status = EnforcementAction.Status.APPLIED
+    reason = "Made by a factory."
+    requested_by_label = "factory"
+    applied_at = factory.LazyFunction(timezone.now)
+    created_at = factory.SelfAttribute("applied_at")
 
 
 def rule(code: str) -> Rule:

@@ -7,6 +7,7 @@ from django import forms
 from enforcement.evidence import PROBLEMS, evidence_problem
 from enforcement.ladder import validate_overrides
 from enforcement.models import ActionKind, Appeal, Rule, ServiceToken, Severity
+from enforcement.services import SIMULATION_DEFAULT_DAYS, SIMULATION_MAX_DAYS
 from lib.safe_json import UnsafeJSON, parse_json_safely
 
 
@@ -90,6 +91,10 @@ class ReportViolationForm(forms.Form):
 
 
 class RuleAdminForm(forms.ModelForm):
+    # Set by the admin for "Preview the effect": the form is checked in full, then shown again with the preview
+    # instead of being saved. The admin saves a form only when it is valid, so a preview never is.
+    previewing = False
+
     class Meta:
         model = Rule
         fields = [
@@ -114,6 +119,15 @@ class RuleAdminForm(forms.ModelForm):
         if cleaned.get("dsa_illegal") and not (cleaned.get("dsa_legal_ground") or "").strip():
             self.add_error("dsa_legal_ground", "Name the law: statements of illegal content must give their ground.")
         return cleaned
+
+    def is_valid(self) -> bool:
+        return super().is_valid() and not self.previewing
+
+
+class PolicyPreviewForm(forms.Form):
+    """How far back "Preview the effect" replays the rule's decisions."""
+
+    preview_days = forms.IntegerField(min_value=1, max_value=SIMULATION_MAX_DAYS, initial=SIMULATION_DEFAULT_DAYS)
 
 
 class ServiceTokenCreateForm(forms.Form):

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from accounts.models import Account, APIKey, KeyStatus
 from enforcement.evidence import PROBLEMS, evidence_problem
+from enforcement.ladder import RUNGS, SEVERITIES
 from enforcement.models import (
     ActionKind,
     Appeal,
@@ -22,6 +23,7 @@ from enforcement.models import (
     Violation,
 )
 from enforcement.selectors import case_timeline
+from enforcement.services import MAX_STRIKE_WINDOW_DAYS, SIMULATION_DEFAULT_DAYS, SIMULATION_MAX_DAYS
 from enforcement.services.detectors import OUTCOMES, outcome_of
 
 MAX_INT = 2**31 - 1  # PositiveIntegerField's ceiling on every database
@@ -130,6 +132,71 @@ class RuleSerializer(serializers.ModelSerializer):
         model = Rule
         fields = ["code", "title", "default_severity", "act_first", "auto_action", "clause", "description"]
         read_only_fields = fields
+
+
+class SimulationProposalSerializer(serializers.Serializer):
+    """A proposed policy for one rule; a field left out keeps the rule's current value."""
+
+    ladder_overrides = serializers.DictField(
+        child=serializers.CharField(), required=False,
+        help_text=f"First rung per severity, replacing the rule's overrides, e.g. {{\"medium\": \"suspend\"}}. "
+        f"Severities: {', '.join(SEVERITIES)}; rungs: {', '.join(RUNGS)}.",
+    )
+    act_first = serializers.BooleanField(required=False)
+    auto_action = serializers.BooleanField(required=False, help_text="False: never actioned automatically.")
+    strike_window_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_STRIKE_WINDOW_DAYS,
+        help_text="null: the default strike window.",
+    )
+    days = serializers.IntegerField(
+        min_value=1, max_value=SIMULATION_MAX_DAYS, default=SIMULATION_DEFAULT_DAYS,
+        help_text="Replay the decisions (violations of the rule) reported in this many days before now.",
+    )
+
+
+class SimulationDoneSerializer(serializers.Serializer):
+    action = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=ActionKind.choices)
+    status = serializers.ChoiceField(choices=EnforcementAction.Status.choices)
+
+
+class SimulationDoneSummarySerializer(serializers.Serializer):
+    actioned = serializers.IntegerField(help_text="Decisions whose case was actioned after them.")
+    as_current = serializers.IntegerField(source="done_as_current",
+                                          help_text="... with the rung the current policy recommends.")
+    as_proposed = serializers.IntegerField(source="done_as_proposed",
+                                           help_text="... with the rung the proposal recommends.")
+
+
+class SimulationExampleSerializer(serializers.Serializer):
+    violation = serializers.IntegerField()
+    case = serializers.IntegerField()
+    account = serializers.CharField(help_text="The account's public_id.")
+    reported_at = serializers.DateTimeField()
+    severity = serializers.ChoiceField(choices=Severity.choices)
+    strikes = serializers.IntegerField(help_text="The account's strikes then, in the proposal's strike window.")
+    before = serializers.CharField(help_text='The current policy\'s recommendation: a rung, "<rung> (act first)" '
+                                   'or "none" (a person decides).')
+    after = serializers.CharField(help_text="The proposal's recommendation, in the same words.")
+    reason = serializers.CharField(help_text="The ladder's reason under the proposal.")
+    current_reason = serializers.CharField(help_text="The ladder's reason under the current policy.")
+    done = SimulationDoneSerializer(allow_null=True, help_text="The strongest action decided on it (cancelled "
+                                    "ones aside); null when nothing was done.")
+
+
+class SimulationSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    days = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    decisions = serializers.IntegerField(help_text="Violations of the rule reported since then, each replayed under "
+                                         "both policies.")
+    changed = serializers.IntegerField(help_text="Decisions whose recommended rung (or act-first) would differ.")
+    by_change = serializers.DictField(child=serializers.IntegerField(),
+                                      help_text='Changed decisions by "<before>-><after>", e.g. "warning->suspend".')
+    accounts_affected = serializers.IntegerField(help_text="Accounts with at least one changed decision.")
+    done = SimulationDoneSummarySerializer(source="*", help_text="What was done beside what each policy recommends.")
+    examples = SimulationExampleSerializer(many=True, help_text="A few changed decisions, each kind of change in "
+                                           "turn, the newest first.")
 
 
 # --------------------------------------------------------------------------- violations

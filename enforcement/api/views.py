@@ -114,8 +114,26 @@ class KeyUpsertView(APIView):
 class RuleViewSet(mixins.ListModelMixin, ApiViewSet):
     serializer_class = s.RuleSerializer
     queryset = Rule.objects.filter(is_active=True)
-    required_scopes = {"list": S.CASES_READ}
+    required_scopes = {"list": S.CASES_READ, "simulate": S.CASES_READ}
     cursor_ordering = "code"
+    lookup_field = "code"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
+
+    @extend_schema(
+        tags=["rules"],
+        summary="Replay the rule's recent decisions under a proposed ladder; changes nothing.",
+        description="Each violation of the rule reported in the last `days` is run through the ladder under the "
+        "rule as it stands and under the proposal (fields left out keep their current value), with its severity, "
+        "the source's trust and the strikes its account had then; beside them, the strongest action decided on it.",
+        request=s.SimulationProposalSerializer,
+        responses={200: s.SimulationSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def simulate(self, request, code: str):
+        changes = parse(s.SimulationProposalSerializer, request.data)
+        days = changes.pop("days")
+        simulation = services.policy_simulate(rule_code=code, changes=changes, days=days)
+        return Response(s.SimulationSerializer(simulation).data)
 
 
 # --------------------------------------------------------------------------- violations

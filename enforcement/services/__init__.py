@@ -8,7 +8,8 @@ return, the admin asks them before it shows a button.
 
 Modules by aggregate: ``cases``, ``violations`` (single and batch reports), ``actions``, ``key_state``,
 ``appeals``, ``sweep``, ``rules``, ``inventory`` (accounts and keys), ``tokens`` (service tokens),
-``recommendations`` (the ladder's advice), ``locks``. Import the verbs from here.
+``recommendations`` (the ladder's advice), ``simulation`` (a proposed ladder replayed over past decisions),
+``locks``. Import the verbs from here.
 """
 
 from enforcement.services.actions import (
@@ -42,13 +43,24 @@ from enforcement.services.key_state import (
 )
 from enforcement.services.recommendations import recommendation_for, strikes_for, strikes_for_cases
 from enforcement.services.rules import RULE_FIELDS, rule_save
+from enforcement.services.simulation import (
+    MAX_STRIKE_WINDOW_DAYS,
+    POLICY_FIELDS,
+    SIMULATION_DEFAULT_DAYS,
+    SIMULATION_MAX_DAYS,
+    Simulation,
+    check_simulate,
+    policy_simulate,
+)
 from enforcement.services.sources import RESERVED_SOURCES, check_source, source_for_report, source_reassign
 from enforcement.services.sweep import SweepReport, escalate_overdue_warnings, sweep
 from enforcement.services.tokens import service_token_create, service_token_revoke
 from enforcement.services.violations import ReportResult, violation_dismiss, violation_report, violation_report_batch
 
 __all__ = [
-    "ACTION_FIELDS", "CASE_FIELDS", "RESERVED_SOURCES", "RULE_FIELDS", "ReportResult", "SweepReport",
+    "ACTION_FIELDS", "CASE_FIELDS", "MAX_STRIKE_WINDOW_DAYS", "POLICY_FIELDS", "RESERVED_SOURCES", "RULE_FIELDS",
+    "ReportResult", "SIMULATION_DEFAULT_DAYS", "SIMULATION_MAX_DAYS", "Simulation", "SweepReport", "check_simulate",
+    "policy_simulate",
     "check_source", "source_for_report", "source_reassign",
     "account_get", "account_keys_recompute", "account_upsert", "act_first_suspend", "action_apply",
     "action_approve", "action_cancel", "action_confirm", "action_expire", "action_propose",

@@ -1,8 +1,11 @@
 """The ladder's advice for a case: the pure ``enforcement.ladder`` fed with the strikes the database holds."""
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from enforcement import ladder
@@ -10,35 +13,72 @@ from enforcement.models import SEVERITY_RANK, Case, EnforcementAction, Rule, Vio
 from enforcement.transitions import STRIKE_STATUSES
 
 
+def strike_window_days(rule: Rule) -> int:
+    """The rule's strike window, or the default one."""
+    return rule.strike_window_days or settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
+
+
+def strike_actions() -> QuerySet[EnforcementAction]:
+    """The actions that are strikes: applied (in force or since ended), not overturned on appeal."""
+    return EnforcementAction.objects.filter(status__in=STRIKE_STATUSES, overturned=False)
+
+
 def strikes_for(*, account_id: int, window_days: int, now: datetime, exclude_case_id: int | None = None) -> int:
     """Strikes: the account's cases actioned within the window, not overturned on appeal."""
-    actions = EnforcementAction.objects.filter(
-        account_id=account_id,
-        status__in=STRIKE_STATUSES,
-        overturned=False,
-        applied_at__gte=now - timedelta(days=window_days),
-    )
+    actions = strike_actions().filter(account_id=account_id, applied_at__gte=now - timedelta(days=window_days))
     if exclude_case_id is not None:
         actions = actions.exclude(case_id=exclude_case_id)
     return actions.values("case_id").distinct().count()
+
+
+class StrikeHistory:
+    """Some accounts' strikes read in one query, then counted in any window without another: a batch of
+    reports counts them at one moment, the policy simulation at the moment of each past violation.
+
+    Per account, the strikes' times in order and their cases beside them: a window is two bisections, and its
+    strikes are the distinct cases in between (``strikes_for``, in memory)."""
+
+    def __init__(self, rows: Iterable[tuple[int, datetime, int]]):
+        """``rows``: (account id, applied at, case id), ordered by account, then time."""
+        self._times: dict[int, list[datetime]] = {}
+        self._cases: dict[int, list[int]] = {}
+        for account_id, applied_at, case_id in rows:
+            if account_id not in self._times:
+                self._times[account_id], self._cases[account_id] = [], []
+            self._times[account_id].append(applied_at)
+            self._cases[account_id].append(case_id)
+
+    @classmethod
+    def load(cls, *, account_ids: Iterable[int] | QuerySet, since: datetime) -> "StrikeHistory":
+        """The strikes of these accounts (ids, or a query of them) applied since ``since``."""
+        rows = (
+            strike_actions().filter(account_id__in=account_ids, applied_at__gte=since)
+            .order_by("account_id", "applied_at").values_list("account_id", "applied_at", "case_id")
+        )
+        return cls(rows)
+
+    def count(self, *, account_id: int, since: datetime, until: datetime | None = None,
+              exclude_case_id: int | None = None) -> int:
+        """Strikes of the account applied from ``since`` (to ``until``, inclusive, when given), its case aside."""
+        times = self._times.get(account_id)
+        if not times:
+            return 0
+        end = len(times) if until is None else bisect_right(times, until)
+        cases = set(self._cases[account_id][bisect_left(times, since):end])
+        cases.discard(exclude_case_id)
+        return len(cases)
 
 
 def strikes_for_cases(*, cases: list[Case], windows: set[int], now: datetime) -> dict[tuple[int, int], int]:
     """``strikes_for`` of each case's account (its own case excluded), per window, in one query."""
     if not cases:
         return {}
-    rows = EnforcementAction.objects.filter(
-        account_id__in={case.account_id for case in cases},
-        status__in=STRIKE_STATUSES,
-        overturned=False,
-        applied_at__gte=now - timedelta(days=max(windows)),
-    ).values_list("account_id", "case_id", "applied_at")
-    rows = list(rows)
+    history = StrikeHistory.load(account_ids={case.account_id for case in cases},
+                                 since=now - timedelta(days=max(windows)))
     return {
-        (case.pk, window): len({
-            case_id for account_id, case_id, applied_at in rows
-            if account_id == case.account_id and case_id != case.pk and applied_at >= now - timedelta(days=window)
-        })
+        (case.pk, window): history.count(
+            account_id=case.account_id, since=now - timedelta(days=window), exclude_case_id=case.pk
+        )
         for case in cases
         for window in windows
     }
@@ -60,7 +100,7 @@ def recommendation_for(case: Case, *, now: datetime | None = None) -> ladder.Rec
 
 
 def recommend(rule: Rule, severity: str, case: Case, trusted: bool, now: datetime) -> ladder.Recommendation:
-    window = rule.strike_window_days or settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
+    window = strike_window_days(rule)
     strikes = strikes_for(account_id=case.account_id, window_days=window, now=now, exclude_case_id=case.pk)
     return ladder.recommend(
         rule=ladder.RulePolicy.from_rule(rule),
@@ -69,7 +109,6 @@ def recommend(rule: Rule, severity: str, case: Case, trusted: bool, now: datetim
         window_days=window,
         source_trusted=trusted,
     )
-
 
 
 def decision_basis(case: Case, *, ladder_reason: str) -> dict:

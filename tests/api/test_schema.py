@@ -51,7 +51,7 @@ def test_schema_is_served_as_openapi_3(anon_client):
         "/api/v1/violations/{id}/dismiss/", "/api/v1/cases/", "/api/v1/cases/{id}/", "/api/v1/cases/{id}/assign/",
         "/api/v1/cases/{id}/comment/", "/api/v1/cases/{id}/resolve/", "/api/v1/cases/{id}/actions/",
         "/api/v1/actions/{id}/approve/", "/api/v1/actions/{id}/cancel/", "/api/v1/actions/{id}/revert/",
-        "/api/v1/appeals/", "/api/v1/appeals/{id}/decide/", "/api/v1/audit-events/",
+        "/api/v1/appeals/", "/api/v1/appeals/{id}/decide/", "/api/v1/audit-events/", "/api/v1/rules/{code}/simulate/",
     ]:
         assert path in paths, path
     report = paths["/api/v1/violations/"]["post"]
@@ -60,6 +60,14 @@ def test_schema_is_served_as_openapi_3(anon_client):
     assert report["responses"]["403"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     assert "Scope: `violations:write`" in report["description"]
     assert {"Idempotency-Key"} <= {p["name"] for p in report.get("parameters", [])}
+    simulate = paths["/api/v1/rules/{code}/simulate/"]["post"]
+    assert simulate["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SimulationProposal"
+                                                                                             "Request")
+    assert simulate["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Simulation")
+    assert set(simulate["responses"]) >= {"200", "400", "401", "403", "404"}
+    assert "Scope: `cases:read`" in simulate["description"]
+    assert {"decisions", "changed", "by_change", "accounts_affected", "examples"} <= set(
+        schema["components"]["schemas"]["Simulation"]["properties"])
     cases = {p["name"] for p in paths["/api/v1/cases/"]["get"]["parameters"]}
     assert {"status", "severity", "account", "assignee", "overdue", "cursor", "page_size"} <= cases
     assert schema["components"]["securitySchemes"]["ServiceToken"] == {
@@ -156,6 +164,8 @@ def _sometimes_real(case, data, seeded) -> None:
         path["public_id"] = data.draw(st.sampled_from(seeded["public_id"]))
     if "prefix" in path:
         path["prefix"] = data.draw(st.sampled_from(seeded["prefix"]))
+    if "code" in path:
+        path["code"] = data.draw(st.sampled_from(seeded["rule"]))
     bodies = [case.body] if isinstance(case.body, dict) else []
     if isinstance(case.body, dict) and isinstance(case.body.get("violations"), list):
         bodies += [item for item in case.body["violations"] if isinstance(item, dict)]
