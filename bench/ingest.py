@@ -205,10 +205,10 @@ def concurrently(target, shares: list, *args) -> float:
 
 COLUMNS = (
     "account_id, api_key_id, rule_id, case_id, severity, source, external_id, source_trusted, reported_by, "
-    "observed_at, reported_at, summary, evidence, status, dismissed_at, dismissed_reason"
+    "observed_at, reported_at, summary, evidence, status, dismissed_at, dismissed_reason, reporter_kind"
 )
 INSERT = f"INSERT INTO enforcement_violation ({COLUMNS}) VALUES "
-ROW = "(%s, NULL, %s, %s, %s, %s, %s, false, %s, now(), now(), %s, %s, 'open', NULL, '')"
+ROW = "(%s, NULL, %s, %s, %s, %s, %s, false, %s, now(), now(), %s, %s, 'open', NULL, '', 'token')"
 
 
 def raw_rows(bodies: list[dict], env: dict, case_of: dict, phase: str) -> list[tuple]:
@@ -236,7 +236,7 @@ def multi_row_insert(dsn: str, rows: list[tuple]) -> float:
 
     statement = (
         f"INSERT INTO enforcement_violation ({COLUMNS}) SELECT a, NULL, r, c, s, src, e, false, rb, now(), now(), "
-        "sm, ev::jsonb, 'open', NULL, '' FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], "
+        "sm, ev::jsonb, 'open', NULL, '', 'token' FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], "
         "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS t(a, r, c, s, src, e, rb, sm, ev)"
     )
     columns = [list(column) for column in zip(*rows, strict=True)]
