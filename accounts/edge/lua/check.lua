@@ -77,18 +77,20 @@ if key_wait > 0 or ip_wait > 0 then
   local spec = counting()
   local sha = spec.sha
   local counts = spec.ns .. 'refusals:' .. string.format('%.0f', math.floor(now / spec.window) * spec.window)
-  redis.call('HINCRBY', counts, sha, 1)
-  redis.call('PEXPIRE', counts, spec.retention)
+  local first = redis.call('HINCRBY', counts, sha, 1) == 1  -- the key's first refusal in this window
   local top = counts .. ':' .. sha
   local address = string.sub(KEYS[2], #spec.ns + #sha + 5)  -- KEYS[2] is ns..'rl:'..hash..':'..address
-  if redis.call('ZSCORE', top, address) or redis.call('ZCARD', top) < spec.top then
-    redis.call('ZINCRBY', top, 1, address)
-  else  -- full: the least counted address gives its place, and its count, to the newcomer
-    local least = redis.call('ZRANGE', top, 0, 0, 'WITHSCORES')
-    redis.call('ZREM', top, least[1])
-    redis.call('ZADD', top, tonumber(least[2]) + 1, address)
+  if not redis.call('ZADD', top, 'XX', 'INCR', 1, address) then  -- not counted yet
+    local count = 1
+    if redis.call('ZCARD', top) >= spec.top then  -- full: the least counted gives its place, and its count
+      count = tonumber(redis.call('ZPOPMIN', top)[2]) + 1
+    end
+    redis.call('ZADD', top, count, address)
   end
-  redis.call('PEXPIRE', top, spec.retention)
+  if first then  -- the key's set is new: both live `retention` from now, enough for the window to be read
+    redis.call('PEXPIRE', counts, spec.retention)
+    redis.call('PEXPIRE', top, spec.retention)
+  end
   if ip_wait > key_wait then return answer('rate_limited', ip_limit, 0, ip_wait) end
   return answer('rate_limited', limit, 0, key_wait)
 end
