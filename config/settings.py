@@ -13,7 +13,7 @@ import dj_database_url
 from celery.schedules import crontab  # noqa: F401  (documented for operators editing the schedule)
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import email_settings_from_url, env_bool, env_float, env_int, env_list, env_str
+from config.env import email_settings_from_url, env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -116,6 +116,15 @@ REDIS_URL = env_str("REDIS_URL") or None  # the edge store of key states, and by
 EDGE_IPV6_PREFIX = env_int("EDGE_IPV6_PREFIX", 64, minimum=16)
 if EDGE_IPV6_PREFIX > 128:
     raise ImproperlyConfigured(f"EDGE_IPV6_PREFIX={EDGE_IPV6_PREFIX} is longer than an IPv6 address (128).")
+# The edge as a detector: the gate counts each key's rate-limited refusals per window of EDGE_ABUSE_WINDOW_SECONDS;
+# every EDGE_DETECTOR_INTERVAL_SECONDS the console reports, under the source "gate", a key refused more than
+# EDGE_ABUSE_REFUSALS times in a window (rate-limit-overuse) and, once that has gone on for EDGE_SUSTAINED_MINUTES
+# in a row, sustained-rate-abuse. A secret or restricted key presented from a web page is reported as
+# key-exposure; EDGE_BROWSER_SECRET=refuse also refuses it there (reason wrong_key_type).
+EDGE_ABUSE_REFUSALS = env_int("EDGE_ABUSE_REFUSALS", 600, minimum=1)
+EDGE_ABUSE_WINDOW_SECONDS = env_int("EDGE_ABUSE_WINDOW_SECONDS", 600, minimum=10)
+EDGE_SUSTAINED_MINUTES = env_int("EDGE_SUSTAINED_MINUTES", 60, minimum=1)
+EDGE_BROWSER_SECRET = env_choice("EDGE_BROWSER_SECRET", "report", ("report", "refuse"))
 # The cache (API throttling, idempotency replays) may live in another Redis database, so that clearing
 # the cache (FLUSHDB) can never empty the edge store.
 CACHE_URL = env_str("CACHE_URL") or REDIS_URL
@@ -241,6 +250,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.republish_key_states",
         "schedule": timedelta(hours=1),
         "kwargs": {"window_seconds": None},
+    },
+    # What the gate counted and saw becomes violations (source "gate"); idempotent, so a late or repeated run
+    # reports nothing twice.
+    "edge-findings": {
+        "task": "enforcement.tasks.report_edge_findings",
+        "schedule": timedelta(seconds=env_int("EDGE_DETECTOR_INTERVAL_SECONDS", 60, minimum=1)),
     },
 }
 

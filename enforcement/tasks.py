@@ -10,7 +10,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import edge
 from enforcement import notifications, services, tokens
+from enforcement.actors import Actor
 from enforcement.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -64,3 +66,15 @@ def sweep() -> dict:
 def record_token_use() -> int:
     """When each service token was last used: noted in the cache per request, written here once a minute."""
     return tokens.record_token_use()
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300, expires=60)
+def report_edge_findings() -> dict:
+    """What the gate counted and saw (sustained refusals, server keys in web pages), reported under the source
+    ``gate``; every ``EDGE_DETECTOR_INTERVAL_SECONDS``. A run that fails or is skipped is caught up by the next."""
+    try:
+        findings = services.edge_findings_report(actor=Actor.system(services.GATE_SOURCE))
+    except edge.EdgeUnavailable as exc:
+        log.warning("the edge's findings could not be read: %s", exc)
+        return {"error": str(exc)}
+    return {"reported": len(findings.reported), "known": findings.known, "failed": findings.failed}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import email_settings_from_url, env_bool, env_int, env_list
+from config.env import email_settings_from_url, env_bool, env_choice, env_int, env_list
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +34,15 @@ def test_env_int(monkeypatch):
     monkeypatch.setenv("N", "-1")
     with pytest.raises(ImproperlyConfigured, match="minimum"):
         env_int("N", 1, minimum=0)
+
+
+def test_env_choice(monkeypatch):
+    assert env_choice("MODE", "report", ("report", "refuse")) == "report"
+    monkeypatch.setenv("MODE", " Refuse ")
+    assert env_choice("MODE", "report", ("report", "refuse")) == "refuse"
+    monkeypatch.setenv("MODE", "block")
+    with pytest.raises(ImproperlyConfigured, match="MODE='block': use one of report, refuse"):
+        env_choice("MODE", "report", ("report", "refuse"))
 
 
 def test_env_list(monkeypatch):

@@ -7,7 +7,9 @@ order. The database is the truth: ``rebuild()`` (``manage.py publish_key_states`
 store from it, and a periodic task republishes recent changes in case a message was lost.
 
 - ``store``: the interface every backend implements, the key record, the verdict and the bucket arithmetic
-  (``decide``, ``bucket_used``: what ``lua/check.lua`` does inside Redis).
+  (``decide``, ``bucket_used``: what ``lua/check.lua`` does inside Redis); the refusal windows the gate
+  counts in (``refusal_windows``) and the sightings of server keys in web pages (``BrowserSighting``), which
+  the store records and enforcement reads.
 - ``redis_store``: ``RedisEdgeStore`` (when ``settings.REDIS_URL`` is set), its Lua scripts in ``lua/``.
 - ``sqlite_store``: ``SQLiteEdgeStore``, one SQLite file under ``VAR_DIR`` (the quick start, no Redis).
 - ``current_store``: which of the two this process uses (``get_store``, ``use_store``).
@@ -28,22 +30,27 @@ from accounts.edge.redis_store import RedisEdgeStore
 from accounts.edge.sqlite_store import SQLiteEdgeStore
 from accounts.edge.store import (
     NOT_BUILT,
+    BrowserSighting,
     EdgeNotBuilt,
     EdgeStore,
     EdgeUnavailable,
     KeyRecord,
+    RefusalWindows,
     Verdict,
     normalise_ip,
+    refusal_windows,
 )
 
 __all__ = [
     "NOT_BUILT",
+    "BrowserSighting",
     "EdgeNotBuilt",
     "EdgeStore",
     "EdgeUnavailable",
     "KeyRecord",
     "RebuildReport",
     "RedisEdgeStore",
+    "RefusalWindows",
     "SQLiteEdgeStore",
     "Verdict",
     "get_store",
@@ -52,5 +59,6 @@ __all__ = [
     "publish_keys",
     "publish_keys_on_commit",
     "rebuild",
+    "refusal_windows",
     "use_store",
 ]

@@ -3,7 +3,13 @@
 A hash per key (``edge:key:<sha256>``: its state and its per-key bucket), a self-expiring string per
 (key, address) bucket, and an index from key prefix to token hash (so a key whose token hash changes
 leaves nothing stale). Publishing and the gate's decision are each one Lua script (``lua/*.lua``,
-read when this module is imported): a decision is one round trip (EVALSHA).
+read when this module is imported): a decision is one round trip (EVALSHA), counting included.
+
+The detector's counters, written by ``lua/check.lua`` and expiring by themselves: a hash per window of each
+key's refusals (``edge:refusals:<window start ms>``: token hash -> count), a sorted set per key and window of
+the addresses refused most (``edge:refusals:<start>:<sha256>``), a hash per key of the web origins it was
+presented from (``edge:origins:<sha256>``: origin -> ``first:last:requests``), and the set of those keys
+(``edge:exposed``).
 """
 
 from __future__ import annotations
@@ -11,17 +17,23 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from accounts.edge.store import (
     NOT_BUILT,
+    ORIGINS_PER_KEY,
     PUBLISH_CHUNK,
+    SIGHTING_TTL_MS,
+    TOP_ADDRESSES,
+    BrowserSighting,
     EdgeNotBuilt,
     EdgeStore,
     EdgeUnavailable,
     KeyRecord,
     Verdict,
     chunks,
+    refusal_windows,
 )
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -35,6 +47,13 @@ def read_lua(name: str) -> str:
 PUBLISH_LUA = read_lua("publish")
 REMOVE_LUA = read_lua("remove")
 CHECK_LUA = read_lua("check")
+FORGET_SIGHTINGS_LUA = read_lua("forget_sightings")
+
+
+@lru_cache(maxsize=64)
+def counting_spec(length_ms: int, retention_ms: int, namespace: str) -> bytes:
+    """``check.lua``'s counting argument, made once per setting (bytes: redis-py sends them as they are)."""
+    return f"{length_ms}:{retention_ms}:{TOP_ADDRESSES}:{ORIGINS_PER_KEY}:{SIGHTING_TTL_MS}:{namespace}".encode()
 
 
 class RedisEdgeStore(EdgeStore):
@@ -49,6 +68,7 @@ class RedisEdgeStore(EdgeStore):
         self._publish = self.client.register_script(PUBLISH_LUA)
         self._check = self.client.register_script(CHECK_LUA)
         self._remove = self.client.register_script(REMOVE_LUA)
+        self._forget_sightings = self.client.register_script(FORGET_SIGHTINGS_LUA)
 
     @contextmanager
     def _unavailable(self):
@@ -85,22 +105,65 @@ class RedisEdgeStore(EdgeStore):
         prefix, status, *numbers = (v.decode() for v in values)
         return KeyRecord.from_row((token_sha256, prefix, status, *numbers))
 
-    def check(self, token_sha256: str, ip: str, *, now_ms: int | None = None) -> Verdict:
+    def check(
+        self, token_sha256: str, ip: str, *, now_ms: int | None = None, origin: str | None = None,
+        refuse_origin: bool = False,
+    ) -> Verdict:
         # The hot path: EVALSHA straight on the client (the script is loaded again only if Redis lost it).
+        windows = refusal_windows()
         keys_and_args = (
             f"{self.namespace}key:{token_sha256}", f"{self.namespace}rl:{token_sha256}:{ip}", self._built_key,
-            "" if now_ms is None else now_ms,
+            "" if now_ms is None else now_ms, counting_spec(windows.length_ms, windows.retention_ms, self.namespace),
         )
+        if origin is not None:
+            keys_and_args += (origin, "1" if refuse_origin else "0")
         try:
             try:
-                reason, limit, remaining, wait = self.client.evalsha(self._check.sha, 3, *keys_and_args)
+                answer = self.client.evalsha(self._check.sha, 3, *keys_and_args)
             except self._no_script:
-                reason, limit, remaining, wait = self._check(keys=keys_and_args[:3], args=keys_and_args[3:])
+                answer = self._check(keys=keys_and_args[:3], args=keys_and_args[3:])
         except self._redis_errors as exc:
             raise EdgeUnavailable(f"Redis: {exc}") from exc
+        reason, limit, remaining, wait = answer.split(b":")
         if reason == b"not_built":
             raise EdgeNotBuilt(NOT_BUILT)
-        return Verdict(reason.decode(), limit, remaining, wait)
+        return Verdict(reason.decode(), int(limit), int(remaining), int(wait))
+
+    def _refusals_key(self, window_start_ms: int) -> str:
+        return f"{self.namespace}refusals:{window_start_ms}"
+
+    def refusal_counts(self, window_start_ms: int, *, hashes: list[str] | None = None) -> dict[str, int]:
+        name = self._refusals_key(window_start_ms)
+        with self._unavailable():
+            if hashes is None:
+                return {sha.decode(): int(count) for sha, count in self.client.hgetall(name).items()}
+            if not hashes:
+                return {}
+            counts = self.client.hmget(name, hashes)
+        return {sha: int(count) for sha, count in zip(hashes, counts, strict=True) if count is not None}
+
+    def refused_addresses(self, token_sha256: str, window_start_ms: int, *, limit: int = 10) -> list[tuple[str, int]]:
+        with self._unavailable():
+            top = self.client.zrevrange(f"{self._refusals_key(window_start_ms)}:{token_sha256}", 0, limit - 1,
+                                        withscores=True)
+        return [(address.decode(), int(count)) for address, count in top]
+
+    def browser_sightings(self) -> list[BrowserSighting]:
+        index = f"{self.namespace}exposed"
+        sightings = []
+        with self._unavailable():
+            hashes = sorted(sha.decode() for sha in self.client.smembers(index))
+            for chunk in chunks(hashes, 500):
+                pipe = self.client.pipeline(transaction=False)
+                for sha in chunk:
+                    pipe.hgetall(f"{self.namespace}origins:{sha}")
+                for sha, origins in zip(chunk, pipe.execute(), strict=True):
+                    if not origins:  # expired: forget the key until it is seen again
+                        self._forget_sightings(keys=[f"{self.namespace}origins:{sha}", index], args=[sha])
+                    for origin, seen in sorted(origins.items()):
+                        first, last, requests = (int(n) for n in seen.split(b":"))
+                        sightings.append(BrowserSighting(sha, origin.decode(), first, last, requests))
+        return sightings
 
     def stored_hashes(self) -> Iterator[list[str]]:
         start = len(self.namespace) + len("key:")

@@ -3,6 +3,11 @@
 The web server, the worker and beat are separate processes and must all see the same store; the
 default local-memory cache is per process and the file cache cannot update atomically, while SQLite
 gives cross-process transactions (``BEGIN IMMEDIATE``) for free.
+
+The detector's counters are tables beside the buckets, written in the decision's own transaction:
+``refusal`` (per window and key), ``refusal_address`` (the addresses refused most, at most ``TOP_ADDRESSES``
+per key and window, Space-Saving as in ``lua/check.lua``) and ``browser_sighting`` (key, origin, first and
+last seen). Old rows go with the buckets' occasional clean-up.
 """
 
 from __future__ import annotations
@@ -17,17 +22,23 @@ from pathlib import Path
 
 from accounts.edge.store import (
     NOT_BUILT,
+    ORIGINS_PER_KEY,
     PUBLISH_CHUNK,
     REFUSED_STATUSES,
+    SIGHTING_TTL_MS,
+    TOP_ADDRESSES,
     UNIT,
+    BrowserSighting,
     EdgeNotBuilt,
     EdgeStore,
     EdgeUnavailable,
     KeyRecord,
+    RefusalWindows,
     Verdict,
     bucket_used,
     chunks,
     decide,
+    refusal_windows,
 )
 
 SQLITE_SCHEMA = """
@@ -38,7 +49,52 @@ CREATE TABLE IF NOT EXISTS key_state (
 CREATE INDEX IF NOT EXISTS key_state_prefix ON key_state (prefix);
 CREATE TABLE IF NOT EXISTS bucket (name TEXT PRIMARY KEY, used INTEGER NOT NULL, ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refusal (
+    window_start INTEGER NOT NULL, sha TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (window_start, sha)
+);
+CREATE TABLE IF NOT EXISTS refusal_address (
+    window_start INTEGER NOT NULL, sha TEXT NOT NULL, address TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (window_start, sha, address)
+);
+CREATE TABLE IF NOT EXISTS browser_sighting (
+    sha TEXT NOT NULL, origin TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+    requests INTEGER NOT NULL, PRIMARY KEY (sha, origin)
+);
 """
+DETECTOR_TABLES = ("refusal", "refusal_address", "browser_sighting")
+
+
+def count_refusal(conn: sqlite3.Connection, sha: str, address: str, now: int, windows: RefusalWindows) -> None:
+    """One rate-limited refusal, in the key's count for the window and its address's (as ``lua/check.lua``)."""
+    start = windows.start(now)
+    conn.execute(
+        "INSERT INTO refusal VALUES (?, ?, 1) ON CONFLICT (window_start, sha) DO UPDATE SET count = count + 1",
+        (start, sha),
+    )
+    where = "window_start = ? AND sha = ?"
+    if conn.execute(f"UPDATE refusal_address SET count = count + 1 WHERE {where} AND address = ?",
+                    (start, sha, address)).rowcount:
+        return
+    kept, least = conn.execute(
+        f"SELECT COUNT(*), MIN(count) FROM refusal_address WHERE {where}", (start, sha)
+    ).fetchone()
+    count = 1
+    if kept >= TOP_ADDRESSES:  # full: the least counted address gives its place, and its count, to the newcomer
+        conn.execute(
+            f"DELETE FROM refusal_address WHERE rowid = (SELECT rowid FROM refusal_address WHERE {where} "
+            "ORDER BY count, address LIMIT 1)", (start, sha),
+        )
+        count = least + 1
+    conn.execute("INSERT INTO refusal_address VALUES (?, ?, ?, ?)", (start, sha, address, count))
+
+
+def record_sighting(conn: sqlite3.Connection, sha: str, origin: str, now: int) -> None:
+    """A key presented from a web origin: first seen, last seen, how many times (at most ``ORIGINS_PER_KEY``)."""
+    if conn.execute("UPDATE browser_sighting SET last_ms = ?, requests = requests + 1 WHERE sha = ? AND origin = ?",
+                    (now, sha, origin)).rowcount:
+        return
+    if conn.execute("SELECT COUNT(*) FROM browser_sighting WHERE sha = ?", (sha,)).fetchone()[0] < ORIGINS_PER_KEY:
+        conn.execute("INSERT INTO browser_sighting VALUES (?, ?, ?, ?, 1)", (sha, origin, now, now))
 
 
 class SQLiteEdgeStore(EdgeStore):
@@ -103,8 +159,11 @@ class SQLiteEdgeStore(EdgeStore):
             raise EdgeUnavailable(f"SQLite edge store {self.path}: {exc}") from exc
         return KeyRecord.from_row(row) if row else None
 
-    def check(self, token_sha256: str, ip: str, *, now_ms: int | None = None) -> Verdict:
-        # Refusals read only; only a request that may pass takes the write lock.
+    def check(
+        self, token_sha256: str, ip: str, *, now_ms: int | None = None, origin: str | None = None,
+        refuse_origin: bool = False,
+    ) -> Verdict:
+        # Refusals by status read only; a request that may pass, or is counted, takes the write lock.
         record = self.get(token_sha256)
         if record is None:
             if not self.is_built():
@@ -114,6 +173,7 @@ class SQLiteEdgeStore(EdgeStore):
             return Verdict(record.status, 0, 0, 0)
         now = int(time.time() * 1000) if now_ms is None else now_ms
         key_bucket, ip_bucket = f"rl:{token_sha256}", f"rl:{token_sha256}:{ip}"
+        windows = refusal_windows()
 
         def work(conn) -> Verdict:
             row = conn.execute(
@@ -122,6 +182,12 @@ class SQLiteEdgeStore(EdgeStore):
             if row is None:
                 return Verdict("unknown_key", 0, 0, 0)
             status, limit, ip_limit = row
+            if status in REFUSED_STATUSES:  # changed since the read above
+                return Verdict(status, 0, 0, 0)
+            if origin is not None:
+                record_sighting(conn, token_sha256, origin, now)
+                if refuse_origin:
+                    return Verdict("wrong_key_type", 0, 0, 0)
             stored = dict.fromkeys((key_bucket, ip_bucket), (0, now))
             for name, used, ts in conn.execute(
                 "SELECT name, used, ts FROM bucket WHERE name IN (?, ?)", (key_bucket, ip_bucket)
@@ -136,12 +202,43 @@ class SQLiteEdgeStore(EdgeStore):
                     [(key_bucket, key_used + UNIT, max(stored[key_bucket][1], now)),
                      (ip_bucket, ip_used + UNIT, max(stored[ip_bucket][1], now))],
                 )
+            elif verdict.reason == "rate_limited":
+                count_refusal(conn, token_sha256, ip, now, windows)
             if random.random() < 0.001:
-                # A bucket untouched for a minute is full again: the same as no row at all.
+                # A bucket untouched for a minute is full again: the same as no row at all. Counters and
+                # sightings live as long as in Redis.
                 conn.execute("DELETE FROM bucket WHERE ts < ?", (now - UNIT,))
+                oldest = windows.start(now) - windows.retention_ms
+                conn.execute("DELETE FROM refusal WHERE window_start < ?", (oldest,))
+                conn.execute("DELETE FROM refusal_address WHERE window_start < ?", (oldest,))
+                conn.execute("DELETE FROM browser_sighting WHERE last_ms < ?", (now - SIGHTING_TTL_MS,))
             return verdict
 
         return self._write(work)
+
+    def _read(self, sql: str, params: tuple) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise EdgeUnavailable(f"SQLite edge store {self.path}: {exc}") from exc
+
+    def refusal_counts(self, window_start_ms: int, *, hashes: list[str] | None = None) -> dict[str, int]:
+        rows = self._read("SELECT sha, count FROM refusal WHERE window_start = ?", (window_start_ms,))
+        wanted = None if hashes is None else set(hashes)
+        return {sha: count for sha, count in rows if wanted is None or sha in wanted}
+
+    def refused_addresses(self, token_sha256: str, window_start_ms: int, *, limit: int = 10) -> list[tuple[str, int]]:
+        rows = self._read(
+            "SELECT address, count FROM refusal_address WHERE window_start = ? AND sha = ? "
+            "ORDER BY count DESC, address DESC LIMIT ?", (window_start_ms, token_sha256, limit),
+        )
+        return [(address, count) for address, count in rows]
+
+    def browser_sightings(self) -> list[BrowserSighting]:
+        rows = self._read(
+            "SELECT sha, origin, first_ms, last_ms, requests FROM browser_sighting ORDER BY sha, origin", ()
+        )
+        return [BrowserSighting(*row) for row in rows]
 
     def stored_hashes(self) -> Iterator[list[str]]:
         last = ""
@@ -162,7 +259,8 @@ class SQLiteEdgeStore(EdgeStore):
         return self._write(work) if hashes else 0
 
     def clear(self) -> None:
-        self._write(lambda conn: [conn.execute(f"DELETE FROM {table}") for table in ("key_state", "bucket", "meta")])
+        tables = ("key_state", "bucket", "meta", *DETECTOR_TABLES)
+        self._write(lambda conn: [conn.execute(f"DELETE FROM {table}") for table in tables])
 
     def mark_built(self) -> None:
         self._write(lambda conn: conn.execute(

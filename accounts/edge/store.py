@@ -3,6 +3,12 @@
 Rate limits are token buckets of ``limit`` requests refilled at ``limit`` per minute, kept as
 the amount taken (``used``), clamped to the capacity. A lower limit (a throttle) therefore
 bites at once, and a higher one (the throttle lifted) gives its headroom back at once.
+
+The edge is also a detector: in the same call that decides, the store counts each key's rate-limited
+refusals per window of ``EDGE_ABUSE_WINDOW_SECONDS`` (with the addresses refused most, by Space-Saving:
+at most ``TOP_ADDRESSES`` kept, the least counted giving its place to a newcomer), and remembers each web
+origin a secret or restricted key was presented from. Enforcement reads them (``refusal_counts``,
+``refused_addresses``, ``browser_sightings``) and decides what they mean; the edge only records.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import ipaddress
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import islice
 from typing import NamedTuple
 
@@ -26,6 +32,11 @@ RECORD_FIELDS = (
     "token_sha256", "prefix", "status", "rate_limit_per_minute", "ip_rate_limit_per_minute", "state_version"
 )
 NOT_BUILT = "The edge store is empty or was flushed and has not been rebuilt: run manage.py publish_key_states."
+# What the detector's counters keep (``lua/check.lua`` has the same numbers): the addresses counted per key and
+# window, the origins remembered per key, and for how long an origin is remembered after it was last seen.
+TOP_ADDRESSES = 20
+ORIGINS_PER_KEY = 20
+SIGHTING_TTL_MS = 7 * 24 * 3600 * 1000
 
 
 class EdgeUnavailable(Exception):
@@ -60,7 +71,7 @@ class Verdict(NamedTuple):
 
     A named tuple: it is made once per request on the hot path, and cheaply."""
 
-    reason: str  # ok | throttled | rate_limited | suspended | revoked | unknown_key
+    reason: str  # ok | throttled | rate_limited | suspended | revoked | unknown_key | wrong_key_type
     limit: int
     remaining: int
     retry_after_ms: int
@@ -123,6 +134,54 @@ def decide(
     return Verdict(reason, limit, key_left, 0), True
 
 
+# --------------------------------------------------------------------------- the refusal windows
+
+
+@dataclass(frozen=True)
+class RefusalWindows:
+    """How refusals are counted: in fixed windows of ``length_ms`` (aligned on the epoch), of which the store
+    keeps the last ``kept`` (the current one included): enough for ``sustained`` complete windows in a row, the
+    window before them (to tell where a run starts), the current one, and one more should the reader be late."""
+
+    length_ms: int
+    sustained: int  # complete windows in a row that make abuse sustained
+    kept: int
+
+    @property
+    def retention_ms(self) -> int:
+        """How long a window's counters live after their last write (relative, so a test's clock works too)."""
+        return (self.kept + 1) * self.length_ms
+
+    def start(self, now_ms: int) -> int:
+        return now_ms // self.length_ms * self.length_ms
+
+    def starts(self, now_ms: int) -> list[int]:
+        """The starts of the windows kept at ``now_ms``, oldest first, the current one last."""
+        current = self.start(now_ms)
+        return [current - i * self.length_ms for i in range(self.kept - 1, -1, -1)]
+
+
+@cache
+def _refusal_windows(window_seconds: int, sustained_minutes: int) -> RefusalWindows:
+    sustained = max(1, math.ceil(sustained_minutes * 60 / window_seconds))
+    return RefusalWindows(window_seconds * 1000, sustained, sustained + 4)
+
+
+def refusal_windows() -> RefusalWindows:
+    """The windows as the settings make them (``EDGE_ABUSE_WINDOW_SECONDS``, ``EDGE_SUSTAINED_MINUTES``)."""
+    return _refusal_windows(settings.EDGE_ABUSE_WINDOW_SECONDS, settings.EDGE_SUSTAINED_MINUTES)
+
+
+class BrowserSighting(NamedTuple):
+    """A secret or restricted key presented from a web page's origin: when first and last, how many times."""
+
+    token_sha256: str
+    origin: str
+    first_seen_ms: int
+    last_seen_ms: int
+    requests: int
+
+
 def chunks(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -144,7 +203,30 @@ class EdgeStore:
     def get(self, token_sha256: str) -> KeyRecord | None:
         raise NotImplementedError
 
-    def check(self, token_sha256: str, ip: str, *, now_ms: int | None = None) -> Verdict:
+    def check(
+        self, token_sha256: str, ip: str, *, now_ms: int | None = None, origin: str | None = None,
+        refuse_origin: bool = False,
+    ) -> Verdict:
+        """Decide one request and take it from both buckets if it passes; count it if it is rate limited.
+
+        ``origin``: the web origin a secret or restricted key was presented from (the gate passes it only for
+        those); it is remembered for an active or throttled key, which ``refuse_origin`` refuses
+        (``wrong_key_type``) instead of deciding on its buckets."""
+        raise NotImplementedError
+
+    def refusal_counts(self, window_start_ms: int, *, hashes: list[str] | None = None) -> dict[str, int]:
+        """Rate-limited refusals per token hash in the window starting at ``window_start_ms`` (only the keys
+        refused at least once; of ``hashes`` alone, if given)."""
+        raise NotImplementedError
+
+    def refused_addresses(self, token_sha256: str, window_start_ms: int, *, limit: int = 10) -> list[tuple[str, int]]:
+        """The addresses (as the per-IP buckets group them) refused most for a key in a window, with their
+        counts, most first. Approximate beyond ``TOP_ADDRESSES`` addresses (Space-Saving: a count may be
+        overstated by at most the smallest count kept)."""
+        raise NotImplementedError
+
+    def browser_sightings(self) -> list[BrowserSighting]:
+        """Every (key, web origin) remembered: seen within ``SIGHTING_TTL_MS``."""
         raise NotImplementedError
 
     def stored_hashes(self) -> Iterator[list[str]]:

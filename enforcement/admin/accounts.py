@@ -1,6 +1,10 @@
 """Accounts and keys in the console: read-only (they are mirrored from the platform), with each
-account's standing and each key's effective state as the enforcement actions in force make it."""
+account's standing, each key's effective state as the enforcement actions in force make it, and what the
+edge counted: each key's refusals per window, charted."""
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
@@ -9,14 +13,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts import edge
 from accounts.models import Account, APIKey, KeyStatus
 from accounts.tokens import PREFIX_LENGTH, kind_of
 from enforcement import services
 from enforcement.actors import WORK_CASE
 from enforcement.admin.base import ReadOnlyModelAdmin
 from enforcement.admin.buttons import actor_for
+from enforcement.admin.charts import MAX_WINDOWS, refusal_chart
 from enforcement.admin.display import severity_badge, sla_html, status_badge
-from enforcement.models import Case
+from enforcement.models import Case, Violation
 from enforcement.selectors import account_standing
 
 RECENT_CASES = 20
@@ -49,6 +55,58 @@ def edge_cell(key, record) -> dict:
         key.state_version, key.status, key.rate_limit_per_minute, key.ip_rate_limit_per_minute,
     )
     return {"published": True, "record": record, "in_sync": in_sync}
+
+
+def _ms(value: str) -> int:
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
+
+
+def _evidence_windows(evidence: dict) -> list[tuple[int, int]]:
+    """(window start ms, refusals) as a gate report recorded them: one window, or a sustained run of them."""
+    try:
+        if "windows" in evidence:
+            return [(_ms(w["start"]), int(w["refusals"])) for w in evidence["windows"]]
+        return [(_ms(evidence["window_start"]), int(evidence["refusals"]))]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def edge_refusals(account, keys, *, now: datetime) -> tuple[dict[int, dict[int, int]], str | None]:
+    """Each key's refusals at the edge per window (start ms -> count): what the gate's reports of the last
+    ``MAX_WINDOWS`` windows recorded, then the store's counters for the windows it keeps (fresher: a report may
+    have counted its window half-way). The reports alone, and why, when the store cannot be read."""
+    windows = edge.refusal_windows()
+    by_key: dict[int, dict[int, int]] = {key.pk: {} for key in keys}
+    reports = Violation.objects.filter(
+        account=account, source=services.GATE_SOURCE, api_key__isnull=False,
+        rule__code__in=("rate-limit-overuse", "sustained-rate-abuse"),
+        observed_at__gte=now - timedelta(milliseconds=MAX_WINDOWS * windows.length_ms),
+    ).values_list("api_key_id", "evidence")
+    for key_id, evidence in reports:
+        for start, count in _evidence_windows(evidence):
+            by_key[key_id][start] = max(count, by_key[key_id].get(start, 0))
+    by_hash = {key.token_sha256: key.pk for key in keys}
+    try:
+        store = edge.get_store()
+        for start in windows.starts(int(now.timestamp() * 1000)):
+            for sha, count in store.refusal_counts(start, hashes=list(by_hash)).items():
+                by_key[by_hash[sha]][start] = count
+    except edge.EdgeUnavailable as exc:
+        return by_key, f"{type(exc).__name__}: {exc}"
+    return by_key, None
+
+
+def refusal_charts(account, keys, *, now: datetime) -> tuple[list[dict], str | None]:
+    """A chart per key the edge refused in the span shown (keys without refusals are left out)."""
+    counts, problem = edge_refusals(account, keys, now=now)
+    window_ms = edge.refusal_windows().length_ms
+    charts = []
+    for key in keys:
+        chart = refusal_chart(counts[key.pk], now_ms=int(now.timestamp() * 1000), window_ms=window_ms,
+                              threshold=settings.EDGE_ABUSE_REFUSALS)
+        if chart is not None:
+            charts.append({"key": key, "chart": chart})
+    return charts, problem
 
 
 @admin.register(Account)
@@ -91,6 +149,7 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
         cases = list(
             Case.objects.filter(account=account).select_related("assignee").order_by("-opened_at")[:RECENT_CASES]
         )
+        charts, refusals_problem = refusal_charts(account, standing["keys"], now=now)
         open_case = standing["open_case"]
         context = {
             **self.admin_site.each_context(request),
@@ -102,6 +161,10 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
             "standing": standing,
             "keys": keys,
             "edge_problem": edge_problem,
+            "refusal_charts": charts,
+            "refusals_problem": refusals_problem,
+            "abuse_threshold": settings.EDGE_ABUSE_REFUSALS,
+            "abuse_window_minutes": settings.EDGE_ABUSE_WINDOW_SECONDS / 60,
             "cases": cases,
             "open_case_sla": sla_html(open_case.review_due_at, now=now) if open_case else None,
             "open_case_severity": severity_badge(open_case.severity) if open_case else None,

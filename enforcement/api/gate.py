@@ -19,6 +19,14 @@ class GateCheckSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=gate.MAX_TOKEN_LENGTH, trim_whitespace=False,
                                 help_text="The full API key token the request carries.")
     ip = serializers.IPAddressField(help_text="The client address the request comes from (IPv4 or IPv6).")
+    # No length limit or format check: the header is the client's to send, and an odd one must not cost the
+    # request its answer. Anything that is not a web page's origin is ignored.
+    origin = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, trim_whitespace=False,
+        help_text="The Origin header the request carried, if any. A secret or restricted key presented from a web "
+        "page (http(s)://...) is reported as exposed, and with EDGE_BROWSER_SECRET=refuse refused there "
+        "(wrong_key_type).",
+    )
 
 
 class GateDecisionSerializer(serializers.Serializer):
@@ -46,7 +54,8 @@ class GateCheckView(APIView):
         operation_id="gate_check",
         summary="May this key send, from this address?",
         description="Reads only the edge store (never the database). A refusal is a 200 with `allowed: false`; "
-        "a rate-limited answer also carries a `Retry-After` header.",
+        "a rate-limited answer also carries a `Retry-After` header. Refusals are counted per key, and secret or "
+        "restricted keys seen with a web `origin` remembered, for the console to report.",
         request=GateCheckSerializer,
         responses={
             200: GateDecisionSerializer,
@@ -62,7 +71,8 @@ class GateCheckView(APIView):
         serializer = GateCheckSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            decision = gate.check(serializer.validated_data["key"], serializer.validated_data["ip"])
+            data = serializer.validated_data
+            decision = gate.check(data["key"], data["ip"], origin=data.get("origin"))
         except edge.EdgeNotBuilt as exc:
             raise EdgeStoreUnavailable(edge.NOT_BUILT) from exc
         except edge.EdgeUnavailable as exc:

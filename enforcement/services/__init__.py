@@ -9,6 +9,7 @@ return, the admin asks them before it shows a button.
 Modules by aggregate: ``cases``, ``violations`` (single and batch reports), ``actions``, ``key_state``,
 ``appeals``, ``sweep``, ``rules``, ``inventory`` (accounts and keys), ``tokens`` (service tokens),
 ``recommendations`` (the ladder's advice), ``simulation`` (a proposed ladder replayed over past decisions),
+``edge_findings`` (what the gate counted and saw, reported),
 ``locks``. Import the verbs from here.
 """
 
@@ -34,6 +35,7 @@ from enforcement.services.actions import (
 )
 from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_decide, check_appeal_submit
 from enforcement.services.cases import CASE_FIELDS, case_assign, case_comment, case_refresh, case_resolve
+from enforcement.services.edge_findings import GATE_SOURCE, EdgeFindings, edge_findings_report
 from enforcement.services.inventory import account_get, account_upsert, key_revoke, key_upsert
 from enforcement.services.key_state import (
     account_keys_recompute,
@@ -58,9 +60,9 @@ from enforcement.services.tokens import service_token_create, service_token_revo
 from enforcement.services.violations import ReportResult, violation_dismiss, violation_report, violation_report_batch
 
 __all__ = [
-    "ACTION_FIELDS", "CASE_FIELDS", "MAX_STRIKE_WINDOW_DAYS", "POLICY_FIELDS", "RESERVED_SOURCES", "RULE_FIELDS",
-    "ReportResult", "SIMULATION_DEFAULT_DAYS", "SIMULATION_MAX_DAYS", "Simulation", "SweepReport", "check_simulate",
-    "policy_simulate",
+    "ACTION_FIELDS", "CASE_FIELDS", "GATE_SOURCE", "MAX_STRIKE_WINDOW_DAYS", "POLICY_FIELDS", "RESERVED_SOURCES",
+    "RULE_FIELDS", "EdgeFindings", "ReportResult", "SIMULATION_DEFAULT_DAYS", "SIMULATION_MAX_DAYS", "Simulation",
+    "SweepReport", "check_simulate", "policy_simulate",
     "check_source", "source_for_report", "source_reassign",
     "account_get", "account_keys_recompute", "account_upsert", "act_first_suspend", "action_apply",
     "action_approve", "action_cancel", "action_confirm", "action_expire", "action_propose",
@@ -68,6 +70,7 @@ __all__ = [
     "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_decide",
     "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
+    "edge_findings_report",
     "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
     "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",
     "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",

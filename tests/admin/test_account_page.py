@@ -1,4 +1,8 @@
-"""The account page: standing and every key's live effective state."""
+"""The account page: standing, every key's live effective state, and the edge's refusals charted."""
+
+from datetime import timedelta
+
+from django.utils import timezone
 
 from enforcement import services
 from tests.admin.conftest import report
@@ -83,3 +87,43 @@ def test_the_account_page_renders_when_the_edge_store_is_down(agent_client, make
     response = agent_client.get(f"/admin/accounts/account/{account.pk}/change/")
     assert response.status_code == 200
     assert "The edge store cannot be read: EdgeUnavailable: connection refused" in response.content.decode()
+
+
+def test_the_account_page_charts_each_keys_refusals_at_the_edge(agent_client, make_account, settings):
+    """A bar per window: from the gate's report for a window the store no longer keeps, from the store's
+    counters for the recent ones; over the threshold in red, the threshold dashed."""
+    from accounts import edge, gate
+    from enforcement.actors import Actor
+    from tests.factories import APIKeyFactory
+
+    settings.EDGE_ABUSE_REFUSALS = 5
+    account = make_account(n_keys=1)
+    key = APIKeyFactory(account=account, kind="secret", base_rate_limit_per_minute=2)
+    edge.publish_keys(account_id=account.pk)
+    now = timezone.now()
+    hours_ago = int(now.timestamp() * 1000) - 3 * 3600 * 1000
+    for i in range(2 + 9):
+        gate.check(key.token, "198.51.100.7", now_ms=hours_ago + i)
+    [reported] = services.edge_findings_report(
+        actor=Actor.system("gate"), now=now - timedelta(hours=3) + timedelta(minutes=1)
+    ).reported
+    for _ in range(2 + 3):
+        gate.check(key.token, "198.51.100.7")  # now: three refused, under the threshold
+
+    response = agent_client.get(f"/admin/accounts/account/{account.pk}/change/")
+    [row] = response.context["refusal_charts"]  # the quiet key has no chart
+    assert row["key"] == key and response.context["refusals_problem"] is None
+    bars = row["chart"]["bars"]
+    assert bars[0]["over"] and "9 refusals" in bars[0]["title"]
+    assert not any(bar["over"] for bar in bars[1:]) and sum(int(b["title"].split()[-2]) for b in bars[1:]) == 3
+    html = response.content.decode()
+    assert f'<figure class="refusal-chart" data-prefix="{key.prefix}">' in html
+    assert html.count('data-over="1"') == 1 and "stroke-dasharray" in html
+    assert reported.evidence["refusals"] == 9
+
+
+def test_without_refusals_the_account_page_says_so(agent_client, make_account):
+    account = make_account(n_keys=1)
+    response = agent_client.get(f"/admin/accounts/account/{account.pk}/change/")
+    assert response.context["refusal_charts"] == []
+    assert 'id="no-refusals"' in response.content.decode()

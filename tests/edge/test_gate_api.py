@@ -61,6 +61,26 @@ def test_the_gate_writes_nothing_to_the_database(store, gate_client, keys, djang
     assert AuditEvent.objects.count() == events
 
 
+def test_the_origin_the_edge_saw_is_passed_on(store, gate_client, account, keys, settings):
+    """A secret key from a web page: remembered for the console, and under refuse refused (wrong_key_type)."""
+    edge.publish_keys(account_id=account.pk)
+    body = {"key": keys[1].token, "ip": "203.0.113.5", "origin": "https://shop.example.com"}
+    assert gate_client.post(URL, body, format="json").json()["reason"] == "ok"
+    assert [s.origin for s in store.browser_sightings()] == ["https://shop.example.com"]
+
+    settings.EDGE_BROWSER_SECRET = "refuse"
+    response = gate_client.post(URL, body, format="json")
+    assert response.json() == {"allowed": False, "reason": "wrong_key_type", "limit": 0, "remaining": 0,
+                               "retry_after": 0}
+    assert "Retry-After" not in response
+    # An origin that is not a web page's, or none at all, changes nothing.
+    for origin in ("", None, "null", "x" * 5000):
+        response = gate_client.post(URL, {**body, "origin": origin}, format="json")
+        assert response.json()["reason"] == "ok", origin
+    publishable = {**body, "key": keys[0].token}
+    assert gate_client.post(URL, publishable, format="json").json()["reason"] == "ok"
+
+
 def test_without_a_token_the_gate_is_401(store, keys):
     response = APIClient().post(URL, {"key": keys[1].token, "ip": "203.0.113.5"}, format="json")
     assert response.status_code == 401
@@ -106,6 +126,12 @@ def test_the_gate_and_the_github_endpoint_are_in_the_openapi_schema():
     response_schema = gate_post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     decision = schema["components"]["schemas"][response_schema.rsplit("/", 1)[1]]
     assert set(decision["properties"]) == {"allowed", "reason", "limit", "remaining", "retry_after"}
+    request_schema = gate_post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(schema["components"]["schemas"][request_schema.rsplit("/", 1)[1]]["properties"]) == {
+        "key", "ip", "origin"
+    }
+    reasons = schema["components"]["schemas"][decision["properties"]["reason"]["$ref"].rsplit("/", 1)[1]]
+    assert "wrong_key_type" in reasons["enum"]
     github_post = schema["paths"]["/api/v1/integrations/github/secret-scanning/"]["post"]
     assert {p["name"] for p in github_post["parameters"]} == {
         "Github-Public-Key-Identifier", "Github-Public-Key-Signature"
