@@ -18,7 +18,7 @@ from accounts.models import Account, APIKey, KeyStatus
 from accounts.tokens import PREFIX_LENGTH, kind_of
 from enforcement import services
 from enforcement.actors import WORK_CASE
-from enforcement.admin.base import ReadOnlyModelAdmin
+from enforcement.admin.base import ReadOnlyModelAdmin, case_number
 from enforcement.admin.buttons import actor_for
 from enforcement.admin.charts import MAX_WINDOWS, refusal_chart
 from enforcement.admin.display import severity_badge, sla_html, status_badge
@@ -134,7 +134,8 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
         """The account's standing: strikes in the window, open case, actions in force, every key's state."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        account = Account.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        number = case_number(str(object_id))  # any row number: bounded, so a huge one is not found, not a 500
+        account = Account.objects.filter(pk=number).first() if number is not None else None
         if account is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(object_id))
         now = timezone.now()

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import DataError
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
@@ -52,7 +53,14 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
             query = request.GET.copy()
             query[SEARCH_VAR] = term[:PREFIX_LENGTH]
             return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
-        return super().changelist_view(request, extra_context)
+        try:
+            response = super().changelist_view(request, extra_context)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()  # here, so that a filter the database cannot take is caught here
+        except (DataError, OverflowError):
+            messages.error(request, "A filter value is out of range; the list is shown without filters.")
+            return HttpResponseRedirect(request.path)
+        return response
 
     def get_search_results(self, request, queryset, search_term):
         """The search box: ``search_condition`` of the stripped term; nothing typed, no filter."""
@@ -106,8 +114,8 @@ class WorkflowAdmin(ReadOnlyModelAdmin):
 
     def redirect_to_case(self, request, object_id, anchor: str):
         obj = None
-        if str(object_id).isdigit():
-            obj = self.model.objects.filter(pk=object_id).only("pk", "case_id").first()
+        if (number := case_number(str(object_id))) is not None:
+            obj = self.model.objects.filter(pk=number).only("pk", "case_id").first()
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(object_id))
         if not self.has_view_permission(request, obj):

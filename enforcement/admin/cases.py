@@ -448,7 +448,8 @@ def case_page_context(request, case: Case) -> dict:
 def case_page(model_admin, request, object_id: str):
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    case = case_detail_queryset().filter(pk=object_id).first() if str(object_id).isdigit() else None
+    number = case_number(str(object_id))
+    case = case_detail_queryset().filter(pk=number).first() if number is not None else None
     if case is None:
         return model_admin._get_obj_does_not_exist_redirect(request, model_admin.model._meta, str(object_id))
     context = admin_context(

@@ -125,7 +125,7 @@ class AssigneeFilter(admin.SimpleListFilter):
             return queryset.filter(assignee=request.user)
         if value == "none":
             return queryset.filter(assignee__isnull=True)
-        if value and value.isdigit():
+        if value and value.isdigit() and len(value) <= 18:  # a longer number is no user's id
             return queryset.filter(assignee_id=int(value))
         return queryset
 

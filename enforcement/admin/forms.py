@@ -3,6 +3,7 @@
 import uuid
 
 from django import forms
+from django.forms.fields import InvalidJSONInput
 
 from enforcement.evidence import PROBLEMS, evidence_problem
 from enforcement.ladder import validate_overrides
@@ -90,6 +91,27 @@ class ReportViolationForm(forms.Form):
         return value
 
 
+class SafeJSONFormField(forms.JSONField):
+    """Django's JSON form field with the API's limits (nesting, finite numbers, storable text): a hostile
+    value is a form error, never a RecursionError."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            try:
+                parse_json_safely(value)
+            except UnsafeJSON as exc:
+                raise forms.ValidationError(exc.message) from None
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        if isinstance(data, str):
+            try:
+                parse_json_safely(data)
+            except (UnsafeJSON, ValueError):
+                return InvalidJSONInput(data)  # shown back as typed, with the error; never parsed again
+        return super().bound_data(data, initial)
+
+
 class RuleAdminForm(forms.ModelForm):
     # Set by the admin for "Preview the effect": the form is checked in full, then shown again with the preview
     # instead of being saved. The admin saves a form only when it is valid, so a preview never is.
@@ -102,6 +124,7 @@ class RuleAdminForm(forms.ModelForm):
             "act_first", "auto_action", "publishable_key_exposure_is_violation", "dsa_category", "dsa_illegal",
             "dsa_legal_ground", "is_active",
         ]
+        field_classes = {"ladder_overrides": SafeJSONFormField}
 
     def clean_ladder_overrides(self):
         overrides = self.cleaned_data.get("ladder_overrides")

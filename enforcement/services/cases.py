@@ -95,8 +95,9 @@ def case_assign(*, actor: Actor, case_id: int, assignee_id: int | None) -> Case:
     if case.assignee_id == assignee_id:
         return case
     if assignee_id is not None:
-        assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True, is_staff=True).first()
-        if assignee is None:
+        in_range = 0 < assignee_id < 2**31  # a user's id is a 32-bit integer: a larger one is no one's
+        staff = get_user_model().objects.filter(pk=assignee_id, is_active=True, is_staff=True)
+        if not (in_range and staff.exists()):
             raise ValidationFailed("No such staff member.", fields={"assignee": ["Not an active staff member."]})
     before = {"assignee": case.assignee_id}
     case.assignee_id = assignee_id

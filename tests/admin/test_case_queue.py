@@ -199,3 +199,34 @@ def test_a_full_key_sent_without_scripts_is_answered_at_an_address_with_its_pref
     assert key.token[16:] not in response["Location"] and key.prefix in response["Location"]
     found = lead_client.get(response["Location"])
     assert account.public_id in found.content.decode() and key.token[16:] not in found.content.decode()
+
+
+@pytest.mark.parametrize("url", [
+    "/admin/enforcement/case/?assignee=99999999999999999999",
+    "/admin/enforcement/auditevent/?created_at__gte=9999-12-31T23:59:59-05:00",
+    "/admin/enforcement/case/" + "9" * 5000 + "/change/",
+    "/admin/accounts/account/" + "9" * 5000 + "/change/",
+    "/admin/enforcement/enforcementaction/" + "9" * 40 + "/change/",
+])
+def test_hostile_addresses_in_the_console_are_never_a_500(lead_client, url):
+    response = lead_client.get(url, follow=True)
+    assert response.status_code == 200, (url, response.status_code)
+
+
+def test_a_rule_form_with_deeply_nested_overrides_is_a_form_error(lead_client):
+    from enforcement.models import Rule
+
+    rule = Rule.objects.get(code="spam-fraud")
+    nested = "[" * 5000 + "]" * 5000
+    response = lead_client.post(f"/admin/enforcement/rule/{rule.pk}/change/", {
+        "title": rule.title, "clause": rule.clause, "default_severity": rule.default_severity,
+        "ladder_overrides": nested, "dsa_category": rule.dsa_category,
+    })
+    assert response.status_code == 200 and "nest" in response.content.decode().lower()
+    assert Rule.objects.get(pk=rule.pk).version == rule.version
+
+
+def test_assigning_to_an_id_no_one_can_have_is_refused(lead_client, make_account, as_detector):
+    case = report(as_detector, make_account()).violation.case
+    response = lead_client.post(f"/admin/enforcement/case/{case.pk}/assign/", {"assignee": "9" * 30}, follow=True)
+    assert response.status_code == 200 and Case.objects.get(pk=case.pk).assignee_id is None
