@@ -71,6 +71,17 @@ def _evidence_windows(evidence: dict) -> list[tuple[int, int]]:
         return []
 
 
+def gate_report_chart(violation) -> dict | None:
+    """The refusals a gate report recorded (its window, or its sustained run), for the case timeline."""
+    if violation.source != services.GATE_SOURCE:
+        return None
+    counts = dict(_evidence_windows(violation.evidence or {}))
+    if not counts:
+        return None
+    window_ms = edge.refusal_windows().length_ms
+    return refusal_chart(counts, now_ms=max(counts), window_ms=window_ms, threshold=settings.EDGE_ABUSE_REFUSALS)
+
+
 def edge_refusals(account, keys, *, now: datetime) -> tuple[dict[int, dict[int, int]], str | None]:
     """Each key's refusals at the edge per window (start ms -> count): what the gate's reports of the last
     ``MAX_WINDOWS`` windows recorded, then the store's counters for the windows it keeps (fresher: a report may

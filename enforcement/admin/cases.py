@@ -21,6 +21,7 @@ from accounts.models import APIKey
 from accounts.tokens import PREFIX_LENGTH, kind_of
 from enforcement import services
 from enforcement.actors import DECIDE_APPEAL, PROPOSE_ACTION, WORK_CASE
+from enforcement.admin.accounts import gate_report_chart
 from enforcement.admin.base import (
     MAX_BULK,
     WorkflowAdmin,
@@ -387,6 +388,7 @@ def case_page_context(request, case: Case) -> dict:
         if entry.kind == "violation":
             row["evidence"] = json.dumps(entry.obj.evidence, indent=2, sort_keys=True) if entry.obj.evidence else ""
             row["can_dismiss"] = may_work and entry.obj.status == Violation.Status.OPEN
+            row["refusal_chart"] = gate_report_chart(entry.obj)
         elif entry.kind == "notification":
             row["can_resend"] = actor.can(WORK_CASE) and entry.obj.status == Notification.Status.FAILED
         elif entry.kind == "appeal":

@@ -120,6 +120,10 @@ def test_the_account_page_charts_each_keys_refusals_at_the_edge(agent_client, ma
     assert f'<figure class="refusal-chart" data-prefix="{key.prefix}">' in html
     assert html.count('data-over="1"') == 1 and "stroke-dasharray" in html
     assert reported.evidence["refusals"] == 9
+    # The case timeline shows the report's own window as a chart too.
+    case_page = agent_client.get(f"/admin/enforcement/case/{reported.case_id}/change/").content.decode()
+    assert f'<figure class="refusal-chart" data-violation="{reported.pk}">' in case_page
+    assert case_page.count('data-over="1"') == 1
 
 
 def test_without_refusals_the_account_page_says_so(agent_client, make_account):
