@@ -9,9 +9,9 @@ Reads shared by the API and the admin (as ``selectors``).
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from enforcement.models import ActionKind, EnforcementAction, Rule, Violation
+from enforcement.models import ActionKind, AuditEvent, EnforcementAction, Rule, Violation
 from enforcement.notifications.facts import automated_decision, detection, grounds
 
 RESTRICTIVE_KINDS = (ActionKind.THROTTLE, ActionKind.SUSPEND, ActionKind.TERMINATE)
@@ -164,3 +164,125 @@ def case_statements(case) -> list[dict]:
                   else [v for v in violations.values() if v.status == Violation.Status.OPEN])
         made.append(statement(action, behind, account_wide=not action.keys.all()))
     return made
+
+
+# --------------------------------------------------------------------------- leaked-key revocations
+# A key that GitHub secret scanning found in public is revoked at once (``integrations.github``), recorded as a
+# ``key.revoked`` audit event by that source: each is a restriction of the service, so each has a statement.
+REVOCATION_SOURCE = "github-secret-scanning"
+REVOCATION_RULE = "key-exposure"
+REVOCATION_PUID_PREFIX = "millimetric-key-revocation-"
+
+
+def key_revocations(*, since: datetime | None = None, until: datetime | None = None) -> QuerySet:
+    """Every revocation of a leaked key by GitHub secret scanning (the audit log is append-only: they stay)."""
+    events = AuditEvent.objects.filter(verb="key.revoked", target_type="apikey", actor_label=REVOCATION_SOURCE)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    return events
+
+
+def revocation_statement(event, rule: Rule | None) -> dict:
+    """One revocation's statement: one API key's service ended, found and decided by automation."""
+    illegal = bool(rule and rule.dsa_illegal)
+    explanation = (f"An API key was published where anyone could use it, which the Acceptable Use Policy rule "
+                   f"\"{rule.title}\" ({rule.code}, version {rule.version}) forbids; a key found in public is "
+                   f"revoked at once." if rule else "An API key was published where anyone could use it; a key "
+                   "found in public is revoked at once.")
+    facts = ("One API key of the account was revoked permanently (the account and its other keys were not "
+             "restricted): GitHub secret scanning found the key in a public location and reported it; the "
+             "revocation followed automatically. The customer may create a new key.")
+    return {
+        "puid": f"{REVOCATION_PUID_PREFIX}{event.pk}",
+        # The closest measure in the schema: part of the service (one key) ended, not the account.
+        "decision_provision": "DECISION_PROVISION_PARTIAL_SUSPENSION",
+        "decision_account": None,
+        "account_type": "ACCOUNT_TYPE_BUSINESS",
+        "end_date_service_restriction": None,  # permanent
+        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT" if illegal else "DECISION_GROUND_INCOMPATIBLE_CONTENT",
+        "illegal_content_legal_ground": _cut("illegal_content_legal_ground", rule.dsa_legal_ground or rule.clause)
+        if illegal else None,
+        "illegal_content_explanation": _cut("illegal_content_explanation", explanation) if illegal else None,
+        "incompatible_content_ground": None if illegal else _cut(
+            "incompatible_content_ground", rule.clause if rule else "Acceptable Use Policy"),
+        "incompatible_content_explanation": None if illegal else _cut("incompatible_content_explanation",
+                                                                      explanation),
+        "incompatible_content_illegal": None if illegal else "No",
+        "category": rule.dsa_category if rule else "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE",
+        "content_type": ["CONTENT_TYPE_OTHER"],
+        "content_type_other": CONTENT_TYPE_OTHER,
+        "decision_facts": _cut("decision_facts", facts),
+        "automated_detection": "Yes",
+        "automated_decision": "AUTOMATED_DECISION_FULLY",
+        "source_type": "SOURCE_VOLUNTARY",  # the provider's own detection with its partner, not a notice
+        "application_date": _date(event.created_at),
+        "content_date": _date(event.created_at),
+        "territorial_scope": EEA,
+    }
+
+
+def revocation_statements(events: list) -> list[dict]:
+    """The statements of these revocations, in their order: one query for the rule, whatever their number."""
+    if not events:
+        return []
+    rule = Rule.objects.filter(code=REVOCATION_RULE).first()
+    return [revocation_statement(event, rule) for event in events]
+
+
+# --------------------------------------------------------------------------- both, in one order
+# Statements are ordered by (date, source, id): an action by ``applied_at`` (source 0), a revocation by its audit
+# event's ``created_at`` (source 1). A position in that order is what a cursor or an export's ``after`` holds.
+ACTION, REVOCATION = 0, 1
+
+
+def _after(field: str, source: int, position: tuple, *, descending: bool):
+    """Rows of ``source`` that come after ``position`` in the order (descending or not)."""
+    at, pos_source, pos_id = position
+    op = "lt" if descending else "gt"
+    past = Q(**{f"{field}__{op}": at})
+    if (source < pos_source) if descending else (source > pos_source):
+        return past | Q(**{field: at})  # the same moment, a source that comes later
+    if source == pos_source:
+        return past | Q(**{field: at, f"id__{op}": pos_id})
+    return past
+
+
+def statement_page(actions: QuerySet, revocations: QuerySet, *, after: tuple | None, descending: bool,
+                   size: int) -> tuple[list[dict], tuple | None]:
+    """Up to ``size`` statements from both sources past ``after``, and the position of the last if more follow.
+    Two queries for the rows, and those of ``statements_for`` and ``revocation_statements``."""
+    sign = "-" if descending else ""
+    if after is not None:
+        actions = actions.filter(_after("applied_at", ACTION, after, descending=descending))
+        revocations = revocations.filter(_after("created_at", REVOCATION, after, descending=descending))
+    rows = [((a.applied_at, ACTION, a.pk), a) for a in
+            actions.order_by(f"{sign}applied_at", f"{sign}id")[: size + 1]]
+    rows += [((e.created_at, REVOCATION, e.pk), e) for e in
+             revocations.order_by(f"{sign}created_at", f"{sign}id")[: size + 1]]
+    rows.sort(key=lambda row: row[0], reverse=descending)
+    more = len(rows) > size
+    rows = rows[:size]
+    made_actions = iter(statements_for([obj for (_, source, _), obj in rows if source == ACTION]))
+    made_revocations = iter(revocation_statements([obj for (_, source, _), obj in rows if source == REVOCATION]))
+    made = [next(made_actions) if source == ACTION else next(made_revocations) for (_, source, _), _ in rows]
+    return made, (rows[-1][0] if more and rows else None)
+
+
+def encode_position(position: tuple) -> str:
+    at, source, pk = position
+    return f"{at.isoformat()}_{source}_{pk}"
+
+
+def decode_position(text: str) -> tuple | None:
+    """A position that ``encode_position`` made, else None."""
+    try:
+        at, source, pk = text.rsplit("_", 2)
+        parsed = datetime.fromisoformat(at)
+        source_n, pk_n = int(source), int(pk)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or source_n not in (ACTION, REVOCATION) or not 0 < pk_n < 2**63:
+        return None
+    return parsed, source_n, pk_n

@@ -1,7 +1,11 @@
 """The console's admin site: the front page shows the trust-and-safety team's day."""
 
+import csv
+import io
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -104,6 +108,7 @@ class ConsoleAdminSite(admin.AdminSite):
             path("second-factor/mine/", page(second_factor.devices_page), name="second_factor_devices"),
             path("second-factor/staff/", page(second_factor.staff_page), name="second_factor_staff"),
             path("metrics/", self.admin_view(self.metrics_view), name="metrics"),
+            path("metrics/report.csv", self.admin_view(self.metrics_report_view), name="metrics_report"),
             *super().get_urls(),
         ]
 
@@ -128,8 +133,27 @@ class ConsoleAdminSite(admin.AdminSite):
             bar_chart("Email outbox (now)", gauges["outbox"]),
         ]
         context = {**self.each_context(request), "title": "Metrics", "charts": charts, "summary": summary,
-                   "gauges": gauges}
+                   "gauges": gauges, "report_year": timezone.now().year}
         return TemplateResponse(request, "admin/enforcement/metrics.html", context)
+
+    def metrics_report_view(self, request):
+        """The transparency report of a year (``?year=``, default this one) as CSV: a row per month and rule."""
+        if not request.user.has_perm("enforcement.view_case"):
+            raise PermissionDenied
+        raw = request.GET.get("year") or str(timezone.now().year)
+        if not (raw.isascii() and raw.isdigit() and len(raw) == 4 and 2000 <= int(raw) <= 9998):
+            return HttpResponseBadRequest("year: a year such as 2026.", content_type="text/plain")
+        from enforcement.admin.audit import csv_cell  # audit registers on this site: imported once it exists
+
+        year = int(raw)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(metrics.REPORT_COLUMNS)
+        for row in metrics.monthly_report(year):
+            writer.writerow([csv_cell(cell) for cell in row])
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="transparency-report-{year}.csv"'
+        return response
 
 
 BAR_AREA = 260  # px of the widest bar; labels take the left 170 px

@@ -156,8 +156,12 @@ class StatementFilter(filters.FilterSet):
 
 
 class StatementExportFilter(StatementFilter):
-    after = IntegerFilter(field_name="id", lookup_expr="gt", help_text="The next batch: the `next` link sets it.")
+    # A position in the statements' order (actions and leaked-key revocations together): the view applies it.
+    after = filters.CharFilter(method="by_view", help_text="The next batch: the `next` link sets it.")
 
     class Meta:
         model = EnforcementAction
         fields = ["since", "until", "after"]
+
+    def by_view(self, queryset, name, value):
+        return queryset

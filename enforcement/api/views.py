@@ -34,7 +34,13 @@ from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Rule
 from enforcement.selectors import account_standing, case_detail_queryset, sources_overview
 from enforcement.services.detectors import with_outcome
 from enforcement.statements import BATCH_SIZE as STATEMENT_BATCH_SIZE
-from enforcement.statements import restrictive_actions, statements_for
+from enforcement.statements import (
+    decode_position,
+    encode_position,
+    key_revocations,
+    restrictive_actions,
+    statement_page,
+)
 
 S = ServiceToken.Scope
 
@@ -461,9 +467,40 @@ class StatementViewSet(mixins.ListModelMixin, ApiViewSet):
     def filterset_class(self):
         return self.get_filterset_class()
 
+    def _sources(self, request):
+        """The applied actions and the leaked-key revocations within ``since`` and ``until`` (validated)."""
+        actions = self.filter_queryset(self.get_queryset())  # a bad ``since`` or ``until`` is a 400 here
+        bounds = self.get_filterset_class()(request.query_params, queryset=self.get_queryset())
+        bounds.is_valid()
+        cleaned = bounds.form.cleaned_data
+        return actions, key_revocations(since=cleaned.get("since"), until=cleaned.get("until"))
+
+    def _position(self, request, param: str):
+        raw = request.query_params.get(param)
+        if raw in (None, ""):
+            return None
+        position = decode_position(raw)
+        if position is None:
+            message = "Not a position of this list: use the next link of an earlier page."
+            raise ValidationFailed(f"{param}: {message}", fields={param: [message]},
+                                   code="invalid_cursor" if param == "cursor" else "validation_error")
+        return position
+
+    def _next(self, request, param: str, position) -> str | None:
+        if position is None:
+            return None
+        query = request.query_params.copy()
+        query[param] = encode_position(position)
+        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
     def list(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.StatementSerializer(statements_for(page), many=True).data)
+        actions, revocations = self._sources(request)
+        size = self.paginator.get_page_size(request)
+        made, last = statement_page(actions, revocations, after=self._position(request, "cursor"),
+                                    descending=True, size=size)
+        # Newest first across both sources; ``next`` only (a statement list is read forwards).
+        return Response({"next": self._next(request, "cursor", last), "previous": None,
+                         "results": s.StatementSerializer(made, many=True).data})
 
     @extend_schema(
         tags=["transparency"],
@@ -474,12 +511,7 @@ class StatementViewSet(mixins.ListModelMixin, ApiViewSet):
     )
     @action(detail=False, methods=["get"], pagination_class=None)
     def export(self, request):
-        actions = list(self.filter_queryset(self.get_queryset()).order_by("id")[: STATEMENT_BATCH_SIZE + 1])
-        more = len(actions) > STATEMENT_BATCH_SIZE
-        actions = actions[:STATEMENT_BATCH_SIZE]
-        next_url = None
-        if more:
-            query = request.query_params.copy()
-            query["after"] = str(actions[-1].pk)
-            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response({"statements": statements_for(actions), "next": next_url})
+        actions, revocations = self._sources(request)
+        made, last = statement_page(actions, revocations, after=self._position(request, "after"),
+                                    descending=False, size=STATEMENT_BATCH_SIZE)
+        return Response({"statements": made, "next": self._next(request, "after", last)})

@@ -144,3 +144,73 @@ def test_a_lead_sees_the_cases_statements_on_its_page(client, lead, account, rep
     page = client.get(f"/admin/enforcement/case/{case.pk}/change/").content.decode()
     assert 'id="statements"' in page and f"millimetric-action-{action.pk}" in page
     assert "DECISION_PROVISION_TOTAL_SUSPENSION" in page
+
+
+def _leak(key, url="https://github.com/someone/repo/blob/main/.env"):
+    from enforcement.integrations import github
+
+    return github.label_match(github.Match(token=key.token, type="millimetric_secret_key", url=url, source="content"))
+
+
+def test_a_key_revoked_by_github_secret_scanning_has_its_own_statement(make_client, account, keys):
+    from enforcement.models import AuditEvent
+
+    assert _leak(keys[1]) == "true_positive"
+    assert _leak(keys[1]) == "true_positive"  # a replay revokes nothing more: one statement still
+    event = AuditEvent.objects.get(verb="key.revoked", actor_label="github-secret-scanning")
+    [statement] = statements(make_client("audit:read"))
+    rule = Rule.objects.get(code="key-exposure")
+    assert statement["puid"] == f"millimetric-key-revocation-{event.pk}"
+    assert statement["decision_provision"] == "DECISION_PROVISION_PARTIAL_SUSPENSION"
+    assert statement["decision_account"] is None and statement["end_date_service_restriction"] is None
+    assert "One API key" in statement["decision_facts"]
+    assert statement["category"] == rule.dsa_category
+    assert statement["incompatible_content_ground"] == rule.clause[:500]
+    assert statement["automated_detection"] == "Yes"
+    assert statement["automated_decision"] == "AUTOMATED_DECISION_FULLY"
+    assert statement["source_type"] == "SOURCE_VOLUNTARY"
+    assert statement["application_date"] == event.created_at.date().isoformat()
+    assert keys[1].prefix not in str(statement) and "github.com/someone" not in str(statement)  # no personal data
+
+
+def test_a_key_revoked_by_staff_has_no_revocation_statement(make_client, keys, as_lead):
+    services.key_revoke(actor=as_lead, key_id=keys[1].pk, reason="the customer asked")
+    assert statements(make_client("audit:read")) == []
+
+
+def test_actions_and_revocations_page_together_newest_first_each_once(make_client, account, keys, report, as_lead,
+                                                                      run_on_commit):
+    client = make_client("audit:read")
+    case = report(account).violation.case
+    first = run_on_commit(services.action_propose, actor=as_lead, case_id=case.pk, kind="suspend", reason="x")
+    _leak(keys[1])
+    _leak(keys[2])
+    seen, url = [], "/api/v1/statements/?page_size=2"
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.content[:300]
+        seen += [s["puid"] for s in response.json()["results"]]
+        url = response.json()["next"]
+    assert len(seen) == 3 and len(set(seen)) == 3
+    assert seen[-1] == f"millimetric-action-{first.pk}"
+    assert seen[0].startswith("millimetric-key-revocation-")
+    assert_error(client.get("/api/v1/statements/?cursor=garbage"), 400, "invalid_cursor")
+
+
+def test_the_export_includes_revocations_in_a_constant_number_of_queries(
+    make_client, account, keys, django_assert_max_num_queries
+):
+    ids = _applied_suspensions(150, Rule.objects.get(code="spam-fraud"))
+    _leak(keys[1])
+    _leak(keys[2])
+    client = make_client("audit:read")
+    url, seen = "/api/v1/statements/export/", []
+    while url:
+        with django_assert_max_num_queries(12):
+            response = client.get(url)
+        assert response.status_code == 200, response.content[:300]
+        seen += [s["puid"] for s in response.json()["statements"]]
+        url = response.json()["next"]
+    assert seen[:150] == [f"millimetric-action-{pk}" for pk in ids]
+    assert [p.rsplit("-", 1)[0] for p in seen[150:]] == ["millimetric-key-revocation"] * 2
+    assert_error(client.get("/api/v1/statements/export/?after=1"), 400, "validation_error")
