@@ -98,6 +98,7 @@ def main() -> None:
              "WARNING", "--without-gossip", "--without-mingle", "--hostname", f"faults-{run}@%h",
              "--schedule", str(scratch / "beat-schedule")],
             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: killing it takes its embedded beat along
         )
         time.sleep(3)
         return process
@@ -123,7 +124,7 @@ def main() -> None:
         hold.wait()
         action = services.action_propose(actor=lead, case_id=case.pk, kind="suspend", reason="bench")
         time.sleep(2)  # the worker took the message and waits on the lock
-        worker.send_signal(signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its beat, with no chance to ack or clean up
         worker.wait()
         killed_at = time.monotonic()
         release.set()
@@ -154,7 +155,7 @@ def main() -> None:
         print(f"SMTP back after a {args.smtp_outage} s outage: delivered {time.monotonic() - back:.1f} s later "
               f"(bound {bound + args.sweep_interval} s: its backoff, then the next sweep)", flush=True)
     finally:
-        worker.terminate()
+        os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=20)
         mailbox.controller.stop()
         redis.kill()
