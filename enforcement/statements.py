@@ -95,7 +95,6 @@ def statement(action: EnforcementAction, violations: list[Violation], *, account
     rules = {v.rule.code: v.rule for v in violations}
     lead_rule: Rule | None = rules.get(facts[0]["rule"]) if facts else None
     versions = (action.decided_under or {}).get("rules") or {}
-    illegal = bool(lead_rule and lead_rule.dsa_illegal)
     explanation = _explanation(action, lead_rule, versions)
     return {
         "puid": f"{PUID_PREFIX}{action.pk}",
@@ -103,18 +102,7 @@ def statement(action: EnforcementAction, violations: list[Violation], *, account
         "decision_account": DECISION_ACCOUNT.get(action.kind) if account_wide else None,
         "account_type": "ACCOUNT_TYPE_BUSINESS",
         "end_date_service_restriction": _date(action.expires_at),
-        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT" if illegal else "DECISION_GROUND_INCOMPATIBLE_CONTENT",
-        "illegal_content_legal_ground": _cut("illegal_content_legal_ground", lead_rule.dsa_legal_ground or
-                                             lead_rule.clause) if illegal else None,
-        "illegal_content_explanation": _cut("illegal_content_explanation", explanation) if illegal else None,
-        "incompatible_content_ground": None if illegal else _cut(
-            "incompatible_content_ground", lead_rule.clause if lead_rule else "Acceptable Use Policy"),
-        "incompatible_content_explanation": None if illegal else _cut("incompatible_content_explanation",
-                                                                      explanation),
-        "incompatible_content_illegal": None if illegal else "No",
-        "category": lead_rule.dsa_category if lead_rule else "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE",
-        "content_type": ["CONTENT_TYPE_OTHER"],
-        "content_type_other": CONTENT_TYPE_OTHER,
+        **_ground(lead_rule, explanation),
         "decision_facts": _cut("decision_facts", _facts_text(action, facts)),
         "automated_detection": "No" if detection(violations) == "staff" else "Yes",
         "automated_decision": AUTOMATED_DECISION[automated_decision(action)],
@@ -122,6 +110,26 @@ def statement(action: EnforcementAction, violations: list[Violation], *, account
         "application_date": _date(action.applied_at),
         "content_date": _date(min((v.observed_at for v in violations), default=None) or action.created_at),
         "territorial_scope": EEA,
+    }
+
+
+def _ground(rule: Rule | None, explanation: str) -> dict:
+    """The ground of a decision under ``rule`` (its DSA mapping: illegal content, or incompatible with the terms),
+    its category and the content type: the fields every statement has alike."""
+    illegal = bool(rule and rule.dsa_illegal)
+    return {
+        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT" if illegal else "DECISION_GROUND_INCOMPATIBLE_CONTENT",
+        "illegal_content_legal_ground": _cut("illegal_content_legal_ground", rule.dsa_legal_ground or rule.clause)
+        if illegal else None,
+        "illegal_content_explanation": _cut("illegal_content_explanation", explanation) if illegal else None,
+        "incompatible_content_ground": None if illegal else _cut(
+            "incompatible_content_ground", rule.clause if rule else "Acceptable Use Policy"),
+        "incompatible_content_explanation": None if illegal else _cut("incompatible_content_explanation",
+                                                                      explanation),
+        "incompatible_content_illegal": None if illegal else "No",
+        "category": rule.dsa_category if rule else "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE",
+        "content_type": ["CONTENT_TYPE_OTHER"],
+        "content_type_other": CONTENT_TYPE_OTHER,
     }
 
 
@@ -186,7 +194,6 @@ def key_revocations(*, since: datetime | None = None, until: datetime | None = N
 
 def revocation_statement(event, rule: Rule | None) -> dict:
     """One revocation's statement: one API key's service ended, found and decided by automation."""
-    illegal = bool(rule and rule.dsa_illegal)
     explanation = (f"An API key was published where anyone could use it, which the Acceptable Use Policy rule "
                    f"\"{rule.title}\" ({rule.code}, version {rule.version}) forbids; a key found in public is "
                    f"revoked at once." if rule else "An API key was published where anyone could use it; a key "
@@ -201,18 +208,7 @@ def revocation_statement(event, rule: Rule | None) -> dict:
         "decision_account": None,
         "account_type": "ACCOUNT_TYPE_BUSINESS",
         "end_date_service_restriction": None,  # permanent
-        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT" if illegal else "DECISION_GROUND_INCOMPATIBLE_CONTENT",
-        "illegal_content_legal_ground": _cut("illegal_content_legal_ground", rule.dsa_legal_ground or rule.clause)
-        if illegal else None,
-        "illegal_content_explanation": _cut("illegal_content_explanation", explanation) if illegal else None,
-        "incompatible_content_ground": None if illegal else _cut(
-            "incompatible_content_ground", rule.clause if rule else "Acceptable Use Policy"),
-        "incompatible_content_explanation": None if illegal else _cut("incompatible_content_explanation",
-                                                                      explanation),
-        "incompatible_content_illegal": None if illegal else "No",
-        "category": rule.dsa_category if rule else "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE",
-        "content_type": ["CONTENT_TYPE_OTHER"],
-        "content_type_other": CONTENT_TYPE_OTHER,
+        **_ground(rule, explanation),
         "decision_facts": _cut("decision_facts", facts),
         "automated_detection": "Yes",
         "automated_decision": "AUTOMATED_DECISION_FULLY",
