@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from enforcement.models import ServiceToken
+from lib.cache import quietly
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +56,12 @@ def _from_entry(entry: dict, digest: str) -> ServiceToken:
     )
 
 
-def _cache(operation, *args, **kwargs):
-    """A cache call that may fail (the cache is down): authentication then reads the database."""
-    try:
-        return operation(*args, **kwargs)
-    except Exception as exc:
-        log.warning("service token cache unavailable: %s", exc)
-        return None
-
-
 def service_token_authenticate(raw: str) -> ServiceToken | None:
     """The live token for a raw value, or None."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
     digest = token_hash(raw)
-    entry = _cache(cache.get, _key(digest))
+    entry = quietly(cache.get, _key(digest))
     if entry is not None and time.time() - entry["checked"] < FRESH_SECONDS:
         token = _from_entry(entry, digest)
     else:
@@ -82,9 +74,9 @@ def service_token_authenticate(raw: str) -> ServiceToken | None:
             token = _from_entry(entry, digest)
         else:
             if token is None:
-                _cache(cache.delete, _key(digest))
+                quietly(cache.delete, _key(digest))
             else:
-                _cache(cache.set, _key(digest), _entry(token), timeout=KEEP_SECONDS)
+                quietly(cache.set, _key(digest), _entry(token), timeout=KEEP_SECONDS)
     now = timezone.now()
     if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
         return None
@@ -94,20 +86,20 @@ def service_token_authenticate(raw: str) -> ServiceToken | None:
 
 def forget_cached_token(token: ServiceToken) -> None:
     """Drop a token from the cache (it was revoked): the next request reads the database."""
-    _cache(cache.delete, _key(token.token_sha256))
+    quietly(cache.delete, _key(token.token_sha256))
 
 
 def _note_use(token: ServiceToken, now: datetime) -> None:
     if time.time() - _noted.get(token.token_sha256, 0) < USE_NOTE_SECONDS:
         return
     _noted[token.token_sha256] = time.time()
-    _cache(cache.set, f"service-token-used:{token.pk}", now.isoformat(), timeout=KEEP_SECONDS)
+    quietly(cache.set, f"service-token-used:{token.pk}", now.isoformat(), timeout=KEEP_SECONDS)
 
 
 def record_token_use() -> int:
     """Write the last-use times noted in the cache to the database (beat, every minute); returns how many."""
     ids = list(ServiceToken.objects.filter(revoked_at__isnull=True).values_list("pk", flat=True))
-    noted = _cache(cache.get_many, [f"service-token-used:{pk}" for pk in ids]) or {}
+    noted = quietly(cache.get_many, [f"service-token-used:{pk}" for pk in ids]) or {}
     written = 0
     for key, value in noted.items():
         used_at = parse_datetime(value)

@@ -24,6 +24,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from enforcement.api.principals import principal_of
 from enforcement.errors import Conflict, ValidationFailed
+from lib.cache import quietly
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,6 @@ def _replay(record: dict, fingerprint: str) -> Response:
             f"This {HEADER} was already used for a different request body; use a new key for a new request."
         )
     return Response(record["data"], status=record["status"], headers={REPLAYED_HEADER: "true"})
-
-
-def _quietly(operation, *args, **kwargs) -> None:
-    """A cache write that may fail (the cache went down mid-request) without failing the request."""
-    try:
-        operation(*args, **kwargs)
-    except Exception as exc:
-        log.warning("idempotency record not written, the cache is unavailable: %s", exc)
 
 
 def idempotent(handler):
@@ -99,11 +92,11 @@ def idempotent(handler):
                 response = view.handle_exception(exc)
             if response.status_code < 500:
                 data = json.loads(json.dumps(response.data, cls=JSONEncoder))
-                _quietly(cache.set, record_key,
+                quietly(cache.set, record_key,
                          {"fingerprint": fingerprint, "status": response.status_code, "data": data}, timeout=_ttl())
             return response
         finally:
-            _quietly(cache.delete, lock_key)
+            quietly(cache.delete, lock_key)
 
     wrapper.idempotent = True
     return wrapper
