@@ -7,7 +7,9 @@ turns on the production profile, where the secret key and hosts must be given an
 """
 
 from datetime import timedelta
+from ipaddress import ip_address
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab  # noqa: F401  (documented for operators editing the schedule)
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",  # passkeys, a django-otp device like the others
     "axes",
     "rest_framework",
     "django_filters",
@@ -147,7 +150,8 @@ LOGIN_URL = "admin:login"
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # Staff sign-in. STAFF_2FA=required: a password alone opens nothing (admin or API session) until a second
-# factor (TOTP, or a recovery code) is given, or enrolled first. optional: only staff who enrolled one are asked.
+# factor (a passkey, TOTP, or a recovery code) is given, or enrolled first. optional: only staff who enrolled
+# one are asked.
 STAFF_2FA = env_str("STAFF_2FA", "required" if PRODUCTION else "optional")
 if STAFF_2FA not in {"required", "optional"}:
     raise ImproperlyConfigured(f"STAFF_2FA={STAFF_2FA!r}: use required or optional.")
@@ -163,12 +167,17 @@ SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
 # Lockout (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins for one username, or from one address, within
-# LOGIN_LOCKOUT_MINUTES lock it for that long. A lead unlocks in the admin (Staff sign-in); operators can run
-# ``manage.py axes_reset`` (or ``axes_reset_username NAME`` / ``axes_reset_ip ADDRESS``).
+# LOGIN_LOCKOUT_MINUTES lock it for that long; a wrong second-factor code or a failed passkey counts as a failed
+# sign-in too, and the counts are cleared only once the whole sign-in succeeds. A lead unlocks in the admin
+# (Staff sign-in); operators can run ``manage.py axes_reset`` (or ``axes_reset_username NAME`` /
+# ``axes_reset_ip ADDRESS``).
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one alone locks
-AXES_RESET_ON_SUCCESS = True
+# Not on the password alone: a right password must not wipe the wrong codes given after it
+# (enforcement.signin.signin_completed clears them once the second factor is given too).
+AXES_RESET_ON_SUCCESS = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # never kept in the attempt records
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "enforcement.signin.client_address"
 AXES_VERBOSE = False
@@ -202,6 +211,23 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", ["tns-oncall@millimetric.ai"])
 # Where staff emails link to (the admin case page): the console's public address.
 CONSOLE_BASE_URL = (env_str("CONSOLE_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+# --- Passkeys (django-otp-webauthn) ---------------------------------------
+# A passkey belongs to the relying party id, a domain (never an IP address): by default the console's host,
+# or localhost when CONSOLE_BASE_URL is an address (open the dev console at http://localhost:8000 to use one).
+# The browser signs the origin it was used on; only WEBAUTHN_ORIGINS are accepted (default: the console's).
+_console = urlsplit(CONSOLE_BASE_URL)
+_console_host = _console.hostname or "localhost"
+try:
+    ip_address(_console_host)
+    _default_rp_id = "localhost"
+except ValueError:
+    _default_rp_id = _console_host
+OTP_WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID") or _default_rp_id
+OTP_WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME") or "Millimetric T&S"
+_port = f":{_console.port}" if _console.port else ""
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("WEBAUTHN_ORIGINS", [f"{_console.scheme}://{OTP_WEBAUTHN_RP_ID}{_port}"])
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a second factor only, after the password
 
 # --- Celery ---------------------------------------------------------------
 # The embedded default is kombu's filesystem transport: a worker and beat run as real

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from config.outage import DatabaseOutageMiddleware
+from enforcement.admin.passkeys import MOUNT as PASSKEY_ENDPOINTS
 from enforcement.admin.second_factor import verify_url
 from enforcement.api.exceptions import API_PREFIX, error_body
 from enforcement.signin import needs_second_factor, session_is_past_its_limit
@@ -66,6 +67,7 @@ class StaffSignInMiddleware:
 
     @staticmethod
     def open_without_it(path: str) -> bool:
-        """Signing in, signing out and the second-factor step itself."""
-        return path in {reverse("admin:login"), reverse("admin:logout"), reverse("admin:jsi18n"),
-                        reverse("admin:second_factor_verify"), reverse("admin:second_factor_enrol")}
+        """Signing in, signing out and the second-factor step itself (with its passkey endpoints)."""
+        return path.startswith(f"/{PASSKEY_ENDPOINTS}") or path in {
+            reverse("admin:login"), reverse("admin:logout"), reverse("admin:jsi18n"),
+            reverse("admin:second_factor_verify"), reverse("admin:second_factor_enrol")}

@@ -3,11 +3,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import health
+from enforcement.admin import passkeys
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path(passkeys.MOUNT, include(passkeys)),  # the passkey ceremonies the second-factor pages' script calls
     path("admin/", admin.site.urls),
     path("", include("enforcement.api.urls")),
     path("", include("enforcement.integrations.urls")),

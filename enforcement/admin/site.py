@@ -106,6 +106,8 @@ class ConsoleAdminSite(admin.AdminSite):
             path("second-factor/", page(second_factor.verify_page), name="second_factor_verify"),
             path("second-factor/enrol/", page(second_factor.enrol_page), name="second_factor_enrol"),
             path("second-factor/mine/", page(second_factor.devices_page), name="second_factor_devices"),
+            path("second-factor/recovery-codes/", page(second_factor.recovery_codes_page),
+                 name="second_factor_recovery_codes"),
             path("second-factor/staff/", page(second_factor.staff_page), name="second_factor_staff"),
             path("metrics/", self.admin_view(self.metrics_view), name="metrics"),
             path("metrics/report.csv", self.admin_view(self.metrics_report_view), name="metrics_report"),
