@@ -4,8 +4,10 @@
 import time
 
 import pytest
+import segno
 from django.conf import settings as django_settings
 from django.test import Client
+from django.utils.html import escape
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -28,6 +30,12 @@ def sign_in(client: Client, username: str, password: str = PASSWORD, address: st
 
 def code_for(device: TOTPDevice, drift: int = 0) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=drift):06d}"
+
+
+def wrong_codes(device: TOTPDevice, count: int) -> list[str]:
+    """Codes that no time step near now accepts."""
+    right = {code_for(device, drift) for drift in range(-3, 4)}
+    return [code for code in (f"{n:06d}" for n in range(count + len(right))) if code not in right][:count]
 
 
 def events(verb: str, user=None):
@@ -250,3 +258,101 @@ def test_demo_users_still_sign_in_with_a_password_under_optional(db):
     client = Client()
     assert sign_in(client, "demo.agent").status_code == 302
     assert client.get("/admin/").status_code == 200
+
+
+# --------------------------------------------------------------------------- wrong codes and the lockout
+
+
+def test_ten_wrong_codes_after_the_right_password_lock_out_and_then_the_right_code_is_refused(settings, agent):
+    settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 0
+    client = Client()
+    sign_in(client, "agent")
+    device = enrol(client, agent)
+
+    attacker = Client()
+    assert sign_in(attacker, "agent", address="203.0.113.20").status_code == 302  # the right password
+    for code in wrong_codes(device, 10):
+        answer = attacker.post("/admin/second-factor/", {"otp_token": code, "next": "/admin/"},
+                               REMOTE_ADDR="203.0.113.20")
+    assert answer.status_code == 429 and b"Too many failed sign-ins" in answer.content
+    failed = events("signin.second_factor_failed", agent)
+    assert failed.count() == 10 and {event.after["method"] for event in failed} == {"code"}
+    assert failed.latest("pk").after["locked"] is True
+    assert events("signin.locked_out", agent).exists()
+
+    # The right code is refused now: the session was signed out, and signing in again is locked.
+    right = attacker.post("/admin/second-factor/", {"otp_token": code_for(device, drift=1), "next": "/admin/"},
+                          REMOTE_ADDR="203.0.113.20")
+    assert right.status_code == 302 and right["Location"].startswith(LOGIN)
+    assert attacker.get("/admin/").status_code == 302
+    assert sign_in(Client(), "agent", address="198.51.100.99").status_code == 429
+    assert not events("signin.second_factor", agent).exists()
+
+
+def test_signing_in_again_with_the_password_does_not_clear_the_wrong_codes(settings, agent):
+    settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 0
+    client = Client()
+    sign_in(client, "agent")
+    device = enrol(client, agent)
+    codes = iter(wrong_codes(device, 10))
+    for _round in range(2):
+        attacker = Client()
+        assert sign_in(attacker, "agent").status_code == 302
+        for _ in range(5):
+            answer = attacker.post("/admin/second-factor/", {"otp_token": next(codes)})
+    assert answer.status_code == 429  # 5 + 5, across two password sign-ins
+
+
+def test_a_locked_out_session_is_refused_the_second_factor_step(settings, agent):
+    """Locked by address by someone else's failures: a session waiting at the step gets the lockout page."""
+    client = Client()
+    sign_in(client, "agent", address="203.0.113.30")
+    device = enrol(client, agent)
+    waiting = Client()
+    sign_in(waiting, "agent", address="203.0.113.30")
+    for n in range(django_settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(), f"guess-{n}", "wrong", address="203.0.113.30")
+    answer = waiting.post("/admin/second-factor/", {"otp_token": code_for(device, drift=1)},
+                          REMOTE_ADDR="203.0.113.30")
+    assert answer.status_code == 429
+    assert waiting.get("/admin/").status_code == 302
+
+
+def test_a_full_sign_in_clears_the_earlier_failures(settings, agent):
+    settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 0
+    client = Client()
+    sign_in(client, "agent")
+    device = enrol(client, agent)
+    for _ in range(9):
+        sign_in(Client(), "agent", "wrong-password")
+    again = Client()
+    sign_in(again, "agent")
+    assert again.post("/admin/second-factor/", {"otp_token": code_for(device, drift=1)}).status_code == 302
+    for _ in range(9):
+        sign_in(Client(), "agent", "wrong-password")
+    assert sign_in(Client(), "agent").status_code == 302  # 9 since the last full sign-in: not locked
+
+
+# --------------------------------------------------------------------------- enrolment's QR code
+
+
+def test_totp_enrolment_shows_a_qr_code_of_the_setup_link(agent):
+    client = Client()
+    sign_in(client, "agent")
+    page = client.get("/admin/second-factor/enrol/")
+    device = TOTPDevice.objects.get(user=agent, confirmed=False)
+    uri = device.config_url
+    assert uri.startswith("otpauth://totp/") and f"secret={page.context['key']}" in uri
+    html = page.content.decode()
+    assert f'<code id="totp-url" class="wrap">{escape(uri)}</code>' in html
+    svg = html[html.index('<div id="totp-qr">'):]
+    svg = svg[svg.index("<svg"):svg.index("</svg>") + 6]
+    assert 'class="totp-qr"' in svg and "<path" in svg and len(svg) > 1000
+    # The same code segno draws for this exact link (a QR code of anything else would differ).
+    expected = segno.make(uri, error="m")
+    assert svg == expected.svg_inline(scale=4, border=2, title="Setup link for an authenticator app",
+                                      svgclass="totp-qr")
+    assert segno.make(uri.replace(page.context["key"], "A" * len(page.context["key"])), error="m").svg_inline(
+        scale=4, border=2, title="Setup link for an authenticator app", svgclass="totp-qr") != svg
+    # Its size is that of a QR code for a link this long (version 6 or more for ~100 characters).
+    assert expected.version >= 6 and f'width="{(expected.symbol_size(scale=4, border=2))[0]}"' in svg
