@@ -45,6 +45,8 @@ def up(argv: list[str]) -> None:
     port = os.environ.get("PORT", "8000")
     # The demo logins are passwords alone: a second factor is asked only of staff who enrol one.
     os.environ.setdefault("STAFF_2FA", "optional")
+    # Emails link here; passkeys belong to localhost on this port (WEBAUTHN_RP_ID, WEBAUTHN_ORIGINS).
+    os.environ.setdefault("CONSOLE_BASE_URL", f"http://127.0.0.1:{port}")
     run([PY, "manage.py", "migrate", "--noinput", "-v", "0"])
     run([PY, "manage.py", "seed_demo"])
     run([PY, "manage.py", "publish_key_states"])  # the gate reads the edge store, not the database
@@ -58,6 +60,7 @@ def up(argv: list[str]) -> None:
     print(
         f"\nThe console is running: http://127.0.0.1:{port}/admin/\n"
         f"Log in as lee.lead (a lead) or alex.agent (an agent), password demo-password-2026.\n"
+        f"Passkeys need a domain name: use http://localhost:{port}/admin/ to register one.\n"
         f"API docs: http://127.0.0.1:{port}/api/docs/   Press Ctrl-C to stop web, worker and beat.\n",
         flush=True,
     )

@@ -94,3 +94,22 @@ def test_bad_values_fail_loudly(tmp_path):
     assert result.returncode != 0 and "API_MAX_BODY_BYTES='1MB' is not an integer" in result.stderr
     result = _manage("check", API_MAX_BODY_BYTES="10", VAR_DIR=str(tmp_path))
     assert result.returncode != 0 and "API_MAX_BODY_BYTES=10 is below the minimum of 1024" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "rp_id", "origins"), [
+    ({}, "localhost", ["http://localhost:8000"]),  # an IP address can own no passkey: localhost, same port
+    ({"CONSOLE_BASE_URL": "https://console.millimetric.ai"}, "console.millimetric.ai",
+     ["https://console.millimetric.ai"]),
+    ({"CONSOLE_BASE_URL": "https://console.millimetric.ai", "WEBAUTHN_RP_ID": "millimetric.ai",
+      "WEBAUTHN_ORIGINS": "https://console.millimetric.ai,https://tns.millimetric.ai"}, "millimetric.ai",
+     ["https://console.millimetric.ai", "https://tns.millimetric.ai"]),
+])
+def test_the_passkeys_relying_party_follows_the_console_address(tmp_path, env, rp_id, origins):
+    environment = {"CONSOLE_BASE_URL": "", "WEBAUTHN_RP_ID": "", "WEBAUTHN_ORIGINS": "", **env}
+    if not env.get("WEBAUTHN_ORIGINS"):
+        environment.pop("WEBAUTHN_ORIGINS")
+    result = _manage("shell", "-c", "from django.conf import settings as s; "
+                     "print(s.OTP_WEBAUTHN_RP_ID, ','.join(s.OTP_WEBAUTHN_ALLOWED_ORIGINS))",
+                     VAR_DIR=str(tmp_path), **environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [rp_id, ",".join(origins)]

@@ -1,12 +1,18 @@
 """Staff sign-in: lockout after repeated failures, short sessions, the second factor (enrolment, sign-in,
 ``STAFF_2FA=required``), step-up before approving a termination, and the audit trail of all of it."""
 
+import re
 import time
+from datetime import timedelta
 
 import pytest
 import segno
 from django.conf import settings as django_settings
+from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -356,3 +362,49 @@ def test_totp_enrolment_shows_a_qr_code_of_the_setup_link(agent):
         scale=4, border=2, title="Setup link for an authenticator app", svgclass="totp-qr") != svg
     # Its size is that of a QR code for a link this long (version 6 or more for ~100 characters).
     assert expected.version >= 6 and f'width="{(expected.symbol_size(scale=4, border=2))[0]}"' in svg
+
+
+def test_required_second_factor_refuses_a_password_alone_every_admin_page_and_api_route(settings, agent, lead,
+                                                                                        account):
+    """Every registered admin list, the console's own pages and every route of the API's schema (ids made up:
+    the refusal comes before any lookup), read or write."""
+    from django.contrib import admin
+    from drf_spectacular.generators import SchemaGenerator
+
+    settings.STAFF_2FA = "required"
+    client = Client()
+    assert sign_in(client, "lead").status_code == 302
+    pages = [reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+             for model in admin.site._registry]
+    pages += [reverse(f"admin:{name}") for name in ("index", "metrics", "metrics_report", "second_factor_devices",
+                                                     "second_factor_staff", "second_factor_recovery_codes")]
+    assert len(pages) > 15
+    for page in pages:
+        answer = client.get(page)
+        assert answer.status_code == 302 and answer["Location"].startswith("/admin/second-factor/"), page
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    routes = [(re.sub(r"\{[^}]+\}", "1", path), method) for path, methods in schema["paths"].items()
+              for method in methods if method in {"get", "post", "put", "patch", "delete"}]
+    assert len(routes) > 20
+    for path, method in routes:
+        answer = getattr(client, method)(path, {}, content_type="application/json")
+        assert answer.status_code == 403, (method, path)
+        assert answer.json()["error"]["code"] == "second_factor_required", (method, path)
+
+
+def test_an_idle_session_ends(agent):
+    client = Client()
+    sign_in(client, "agent")
+    assert client.get("/admin/").status_code == 200
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1))  # 30 minutes without a request
+    answer = client.get("/admin/enforcement/case/")
+    assert answer.status_code == 302 and answer["Location"].startswith(LOGIN)
+
+
+def test_an_operator_lifts_a_lockout_with_a_command(agent):
+    for _ in range(django_settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(), "agent", "wrong-password")
+    assert sign_in(Client(), "agent").status_code == 429
+    call_command("axes_reset_username", "agent")
+    assert sign_in(Client(), "agent").status_code == 302

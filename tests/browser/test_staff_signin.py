@@ -112,7 +112,7 @@ def virtual_authenticator(page) -> tuple:
 
 
 def test_passkey_enrolment_sign_in_and_step_up_with_chromiums_virtual_authenticator(
-        browser, live_server, console_data, settings):
+        browser, live_server, console_data, settings, screenshot):
     from playwright.sync_api import expect
 
     # The relying party is the host the test server answers on; the browser signs that origin.
@@ -133,6 +133,8 @@ def test_passkey_enrolment_sign_in_and_step_up_with_chromiums_virtual_authentica
     password_step(page, "lee.lead")
     page.wait_for_url("**/admin/second-factor/enrol/**")
     expect(page.locator("#totp-qr svg")).to_be_visible()  # the app's QR code beside it
+    expect(page.locator("#passkey-register-button")).to_be_visible()
+    screenshot(page, "second-factor", docs=True)
     page.click("#passkey-register-button")
     page.wait_for_url("**/admin/second-factor/recovery-codes/**")
     expect(page.locator("#recovery-codes li")).to_have_count(10)
