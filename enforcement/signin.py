@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
 from django.dispatch import receiver
-from django_otp import devices_for_user
+from django_otp import device_classes, devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
@@ -52,7 +52,12 @@ def second_factor_required() -> bool:
 
 
 def has_second_factor(user) -> bool:
-    return any(devices_for_user(user, confirmed=True))
+    """Any confirmed device of any kind (passkey, app, recovery codes), in one query: it is asked on every
+    request of a signed-in user."""
+    if not user.is_authenticated:
+        return False
+    kinds = [model.objects.filter(user=user, confirmed=True).values("user_id") for model in device_classes()]
+    return kinds[0].union(*kinds[1:]).exists()
 
 
 def needs_second_factor(user) -> bool:
