@@ -50,8 +50,9 @@ def queue_queryset(model_admin, request, query: str):
         return None
 
 
-def bounded_count(queryset, cap: int = COUNT_CAP) -> str:
+def bounded_count(queryset, cap: int | None = None) -> str:
     """Rows of a query, counted up to ``cap`` (``COUNT(*)`` over ``LIMIT cap+1``): "1000+" beyond."""
+    cap = COUNT_CAP if cap is None else cap
     counted = queryset.order_by()[: cap + 1].count()
     return f"{cap}+" if counted > cap else str(counted)
 
