@@ -60,6 +60,7 @@ from enforcement.models import (
     SEVERITY_RANK,
     ActionKind,
     ActionStatus,
+    AuditEvent,
     Case,
     EnforcementAction,
     Notification,
@@ -277,6 +278,7 @@ class CaseAdmin(WorkflowAdmin):
             path("<int:case_id>/assign/", self.wrap(case_assign), name="enforcement_case_assign"),
             path("<int:case_id>/comment/", self.wrap(case_comment), name="enforcement_case_comment"),
             path("<int:case_id>/resolve/", self.wrap(case_resolve), name="enforcement_case_resolve"),
+            path("<int:case_id>/notice/", self.wrap(case_notice_page), name="enforcement_case_notice"),
             path("views/save/", self.wrap(queue.view_save), name="enforcement_case_view_save"),
             path("views/<int:view_id>/share/", self.wrap(queue.view_share), name="enforcement_case_view_share"),
             path("views/<int:view_id>/delete/", self.wrap(queue.view_delete), name="enforcement_case_view_delete"),
@@ -399,6 +401,7 @@ def _audit_changes(event) -> list[dict]:
 
 
 TIMELINE_PAGE = 50  # timeline entries per page, newest first
+INLINE_NOTICE_MAX_VIOLATIONS = 200  # a bigger case's recommended notice loads when its disclosure opens
 GROUP_SHOWN = 5  # violations shown per rule group, newest first
 SUMMARY_CHARS = 110
 
@@ -492,6 +495,9 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
         group["rows"] = [violation_rows[v.pk] for v in group["shown"]]
     in_groups = {v.pk for group in groups for v in group["shown"]}
 
+    audit_ids = [entry.obj.pk for entry in page["entries"] if entry.kind == "audit"]
+    changes = {pk: (before, after) for pk, before, after in
+               AuditEvent.objects.filter(pk__in=audit_ids).values_list("pk", "before", "after")}
     rows = []
     for entry in page["entries"]:
         row = {"entry": entry, "kind": entry.kind, "obj": entry.obj}
@@ -505,6 +511,7 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
             row["can_decide"] = refusal is None
             row["decide_refusal"] = refusal.message if refusal and actor.can(DECIDE_APPEAL) else ""
         elif entry.kind == "audit":
+            entry.obj.before, entry.obj.after = changes.get(entry.obj.pk, (None, None))
             row["changes"] = _audit_changes(entry.obj)
         rows.append(row)
 
@@ -525,11 +532,14 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
     outlook = proposal_outlook(actor, case, now=now) if is_open else {"recommendation": None, "outcome": NO_ACTION}
     recommendation = outlook["recommendation"]
     may_propose = actor.can(PROPOSE_ACTION) and is_open
-    recommended_notice = None
+    recommended_notice, notice_url = None, ""
     if may_propose and outlook["outcome"] in (WAITS, AT_ONCE):
-        recommended_notice = shown_notice(lambda: services.notice_preview(
-            case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
-        ))
+        if len(violations) <= INLINE_NOTICE_MAX_VIOLATIONS:
+            recommended_notice = shown_notice(lambda: services.notice_preview(
+                case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
+            ))
+        else:  # rendering it reads every violation again: loaded when the disclosure is opened
+            notice_url = reverse("admin:enforcement_case_notice", args=[case.pk])
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [
@@ -551,6 +561,7 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
         "recommendation_needs_approval": outlook["outcome"] == WAITS,
         "already": outlook.get("covering"),
         "recommended_notice": recommended_notice,
+        "recommended_notice_url": notice_url,
         "standing": standing,
         "sla_text": sla_text,
         "sla_tone": sla_tone,
@@ -576,6 +587,31 @@ def case_page(model_admin, request, object_id: str):
         **case_page_context(request, case, model_admin),
     )
     return TemplateResponse(request, "admin/enforcement/case/case_page.html", context)
+
+
+def case_notice_page(model_admin, request, case_id: int):
+    """The notice the customer would receive if the ladder's recommendation were proposed now (the case page of
+    a big case loads it into its "Preview the customer's notice" disclosure when opened). Changes nothing."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    actor = actor_for(request)
+    require(request, actor.can(PROPOSE_ACTION))
+    case = Case.objects.select_related("account").filter(pk=case_id).first()
+    if case is None:
+        messages.error(request, f"No case {case_id}.")
+        return HttpResponseRedirect(reverse("admin:enforcement_case_changelist"))
+    outlook = proposal_outlook(actor, case, now=timezone.now())
+    if case.is_open and outlook["outcome"] in (WAITS, AT_ONCE):
+        recommendation = outlook["recommendation"]
+        notice = shown_notice(lambda: services.notice_preview(
+            case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
+        ))
+    else:
+        notice = {"ok": False, "note": "Proposing the recommendation now would send no notice: the case is closed, "
+                  "the ladder recommends no action, or an action already covers it."}
+    context = admin_context(model_admin, request, title=f"The customer's notice: case #{case.pk}", case=case,
+                            notice=notice, kind=outlook["kind"])
+    return TemplateResponse(request, "admin/enforcement/case/notice.html", context)
 
 
 # --------------------------------------------------------------------------- case buttons

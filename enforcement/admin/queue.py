@@ -68,14 +68,18 @@ def queue_link(query: str) -> str:
 
 
 def neighbours(model_admin, request, case_id: int, query: str) -> dict:
-    """The previous and next case of the view the case page was opened from. A case that has left the view
-    (assigned away, actioned) has no previous one; its next is the view's first case."""
+    """The previous and next case of the view the case page was opened from. After the last case the next is
+    the view's first again (a reviewed case sinks to the bottom of the queue: the next to work is its top); a
+    case that has left the view (assigned away, closed) has no previous one, and its next is the view's first."""
     queryset = queue_queryset(model_admin, request, query)
     ids = list(queryset.values_list("pk", flat=True)[:NEIGHBOUR_WINDOW]) if queryset is not None else []
+    wraps = False
     if case_id in ids:
         index = ids.index(case_id)
         previous_id = ids[index - 1] if index > 0 else None
         next_id = ids[index + 1] if index + 1 < len(ids) else None
+        if next_id is None and len(ids) > 1 and len(ids) < NEIGHBOUR_WINDOW:
+            next_id, wraps = ids[0], True
         position = index + 1
     else:
         previous_id, next_id, position = None, next((pk for pk in ids if pk != case_id), None), None
@@ -85,6 +89,7 @@ def neighbours(model_admin, request, case_id: int, query: str) -> dict:
         "previous_url": case_link(previous_id, query) if previous_id else "",
         "next_url": case_link(next_id, query) if next_id else "",
         "next_id": next_id,
+        "wraps": wraps,
         "position": position,
         "size": f"{NEIGHBOUR_WINDOW}+" if len(ids) >= NEIGHBOUR_WINDOW else str(len(ids)),
     }

@@ -319,7 +319,7 @@ def test_the_case_page_makes_a_constant_number_of_queries(
     assert response.context["timeline_page"]["total"] > 5 * timeline_small
     assert len(response.context["timeline"]) == 50 and response.context["timeline_page"]["older_url"]
     assert Violation.objects.filter(case=high_case).count() == 50
-    assert small <= 36  # constant: the page, the timeline, and the previous and next case of the queue view
+    assert small <= 42  # constant: the page, one page of its timeline, the previous and next case of its view
 
 
 def test_buttons_need_the_csrf_token(agent, high_case):

@@ -266,3 +266,20 @@ def test_the_front_page_shows_the_teams_recent_decisions(agent_client, as_agent,
     decisions = html[html.index('id="recent-decisions"'):]
     assert "proposed an action on" in decisions and f"case #{nimbus.case.pk}" in decisions
     assert "violation.reported" not in decisions  # a detector's report is not a decision
+
+
+def test_a_big_cases_recommended_notice_loads_when_opened_and_is_the_same(agent_client, auditor_client, nimbus,
+                                                                         monkeypatch):
+    from enforcement.admin import cases
+
+    inline = agent_client.get(page(nimbus.case.pk)).context["recommended_notice"]
+    assert inline["ok"] and inline["subject"]
+    monkeypatch.setattr(cases, "INLINE_NOTICE_MAX_VIOLATIONS", 0)
+    response = agent_client.get(page(nimbus.case.pk))
+    url = f"/admin/enforcement/case/{nimbus.case.pk}/notice/"
+    assert response.context["recommended_notice"] is None and response.context["recommended_notice_url"] == url
+    assert f'data-notice-url="{url}"' in response.content.decode()
+    loaded = agent_client.get(url)
+    assert loaded.context["notice"]["subject"] == inline["subject"]
+    assert loaded.context["notice"]["text"] == inline["text"]
+    assert auditor_client.get(url).status_code == 403  # may not propose: no notice to preview
