@@ -49,6 +49,9 @@ def test_a_25_violation_case_by_keyboard_alone(open_session, screenshot, console
     view = SavedView.objects.get(name="High severity")
     assert view.shared and view.query == "severity=high"
     expect(agent.locator("#result_list tbody tr")).to_have_count(2)
+    agent.goto("/admin/enforcement/case/")  # the whole day's queue, the view offered above it
+    expect(agent.locator("#saved-views")).to_contain_text("High severity")
+    expect(agent.locator("#result_list tbody tr")).to_have_count(6)
     screenshot(agent, "case-queue", docs=True)
 
     # --- From here on, the keyboard alone. The front page counts the view; "1" opens it.
