@@ -283,3 +283,30 @@ def test_a_big_cases_recommended_notice_loads_when_opened_and_is_the_same(agent_
     assert loaded.context["notice"]["subject"] == inline["subject"]
     assert loaded.context["notice"]["text"] == inline["text"]
     assert auditor_client.get(url).status_code == 403  # may not propose: no notice to preview
+
+
+def test_on_postgresql_the_account_search_is_served_by_its_indexes(nimbus):
+    from django.db.models import Q
+
+    from accounts.models import Account
+    from accounts.search import account_condition
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the search indexes are PostgreSQL's (migration 0003_account_search_indexes)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts_account'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {"accounts_account_name_trgm", "accounts_account_public_id_upper_prefix",
+            "accounts_account_email_upper_prefix"} <= names
+    plans = {}
+    for label, condition in [("all", account_condition("nimbus")), ("name", Q(name__icontains="nimbus")),
+                             ("email", Q(email__istartswith="ops@nim")), ("id", Q(public_id__istartswith="acct_nim"))]:
+        sql, params = Account.objects.filter(condition).values_list("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a test table is tiny: ask which index answers
+            cursor.execute("EXPLAIN " + sql, params)
+            plans[label] = "\n".join(row[0] for row in cursor.fetchall())
+    assert "accounts_account_name_trgm" in plans["name"]
+    assert "accounts_account_email_upper_prefix" in plans["email"]
+    assert "accounts_account_public_id_upper_prefix" in plans["id"]
+    assert "Seq Scan" not in plans["all"], plans["all"]

@@ -169,3 +169,24 @@ def test_accounts_are_found_by_partial_name_and_key_prefix_start(open_session, c
     agent.press("#searchbar", "Enter")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Northwind Traders")
+
+
+def test_a_lead_approves_by_keyboard_with_the_buttons_confirmation(open_session, console_data):
+    from playwright.sync_api import expect
+
+    suspend_case = console_data["suspend_case"]
+    suspension = services.action_propose(actor=Actor.for_user(console_data["agent"]), case_id=suspend_case.pk,
+                                         kind="suspend", reason="Click farm after a warning.")
+    assert suspension.status == ActionStatus.AWAITING_APPROVAL
+    lead = open_session("lee.lead")
+    lead.goto(f"/admin/enforcement/case/{suspend_case.pk}/change/")
+    card = lead.locator(f"#decision #action-{suspension.pk}")  # what waits for the lead is in the decision panel
+    expect(card.locator('[data-verb="approve"]')).to_be_visible()
+    lead.keyboard.press("y")
+    expect(card.locator('[data-verb="approve"]')).to_be_focused()
+    suspension.refresh_from_db()
+    assert suspension.status == ActionStatus.AWAITING_APPROVAL  # selecting is not pressing
+    lead.keyboard.press("Enter")
+    expect(lead.locator(".messagelist")).to_contain_text("approved")
+    suspension.refresh_from_db()
+    assert suspension.status == ActionStatus.APPLIED and suspension.approved_by == console_data["lead"]
