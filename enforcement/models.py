@@ -557,3 +557,34 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SavedView(models.Model):
+    """A staff member's named case-queue view: the queue's filters, search and sort as a querystring. Shared
+    views are offered to the whole team; only their owner renames, shares or deletes them."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=1000, blank=True, help_text="The queue's querystring (filters, q, o).")
+    shared = models.BooleanField(default=False, help_text="Offered to the whole team.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_view_name_unique_per_owner")]
+        indexes = [models.Index(fields=["shared", "name"], condition=Q(shared=True), name="saved_view_shared_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffPreference(models.Model):
+    """What the console remembers for one staff member between pages (the case timeline's filters)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_preference")
+    timeline_hidden = models.JSONField(default=list, blank=True, help_text="Timeline kinds hidden on the case page.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user_id}"

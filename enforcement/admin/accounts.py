@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -15,7 +15,8 @@ from django.utils.html import format_html
 
 from accounts import edge
 from accounts.models import Account, APIKey, KeyStatus
-from accounts.tokens import PREFIX_LENGTH, kind_of
+from accounts.search import matching_account_ids
+from accounts.tokens import PREFIX_LENGTH
 from enforcement import services
 from enforcement.actors import WORK_CASE
 from enforcement.admin.base import ReadOnlyModelAdmin, case_number
@@ -125,7 +126,7 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
     list_display = ("public_id", "name", "email", "status_col", "created_at")
     list_filter = ("status",)
     search_fields = ("public_id",)
-    search_help_text = "Account id, email, name or key prefix."
+    search_help_text = "Account id, name or email (their first letters, any case), or a key prefix's start."
     ordering = ("public_id",)
 
     @admin.display(description="Status", ordering="status")
@@ -133,13 +134,8 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
         return status_badge(account.status, account.get_status_display())
 
     def search_condition(self, term):
-        condition = Q(public_id=term) | Q(public_id__startswith=term) | Q(email__iexact=term)
-        if len(term) >= 3:
-            condition |= Q(name__icontains=term) | Q(email__istartswith=term)
-        if kind_of(term):
-            condition |= Q(Exists(APIKey.objects.filter(account_id=OuterRef("pk"),
-                                                        prefix__startswith=term[:PREFIX_LENGTH])))
-        return condition
+        """Id, name or email by their start in any case, a key prefix by its start (``accounts.search``)."""
+        return Q(pk__in=matching_account_ids(term))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The account's standing: strikes in the window, open case, actions in force, every key's state."""

@@ -21,10 +21,10 @@ from enforcement.admin.base import (
     require,
 )
 from enforcement.admin.buttons import ACTION_VERBS, action_verbs, actor_for, approval_note, role_allows
-from enforcement.admin.display import case_url, shown_notice
+from enforcement.admin.display import case_url, shown_notice, sla_html
 from enforcement.admin.forms import AppealSubmitForm, ReasonForm
 from enforcement.admin.second_factor import step_up_response
-from enforcement.models import ActionKind, ActionStatus, EnforcementAction
+from enforcement.models import ActionKind, ActionStatus, EnforcementAction, Violation
 from enforcement.selectors import approvals_queue
 
 
@@ -65,6 +65,34 @@ class EnforcementActionAdmin(WorkflowAdmin):
         ]
 
 
+BEHIND_SHOWN = 5  # violations listed per action on the approvals queue
+
+
+def violations_behind(actions: list[EnforcementAction]) -> dict[int, list[Violation]]:
+    """The violations each action was decided on (``decided_under``; the case's open ones for an action
+    recorded before that), newest first, read for the whole page in one query."""
+    wanted: dict[int, set[int]] = {}
+    for action in actions:
+        ids = (action.decided_under or {}).get("violations")
+        wanted[action.pk] = set(ids) if isinstance(ids, list) else set()
+    without_basis = [action.case_id for action in actions if not wanted[action.pk]]
+    rows = Violation.objects.filter(
+        Q(pk__in=set().union(*wanted.values())) | Q(case_id__in=without_basis, status=Violation.Status.OPEN)
+    ).select_related("rule").defer("evidence").order_by("-reported_at")
+    by_violation: dict[int, list[int]] = {}
+    by_case: dict[int, list[int]] = {}
+    for action in actions:
+        for violation_id in wanted[action.pk]:
+            by_violation.setdefault(violation_id, []).append(action.pk)
+        if not wanted[action.pk]:
+            by_case.setdefault(action.case_id, []).append(action.pk)
+    by_action: dict[int, list[Violation]] = {action.pk: [] for action in actions}
+    for violation in rows:
+        for action_id in {*by_violation.get(violation.pk, ()), *by_case.get(violation.case_id, ())}:
+            by_action[action_id].append(violation)
+    return by_action
+
+
 def approvals_page(model_admin, request):
     """Actions awaiting a lead's approval, oldest first."""
     if not model_admin.has_view_permission(request):
@@ -72,14 +100,19 @@ def approvals_page(model_admin, request):
     actor = actor_for(request)
     now = timezone.now()
     page = queue_page(request, approvals_queue().select_related("case__account"))
+    actions = list(page.object_list)
+    behind = violations_behind(actions)
     rows = [
         {
             "action": action,
             "verbs": action_verbs(actor, action, case=action.case, now=now),
             "approval_note": approval_note(actor, action),
             "waiting": now - action.created_at,
+            "deadline": sla_html(action.approval_due_at, now=now) if action.approval_due_at else None,
+            "violations": behind[action.pk][:BEHIND_SHOWN],
+            "more_violations": max(len(behind[action.pk]) - BEHIND_SHOWN, 0),
         }
-        for action in page.object_list
+        for action in actions
     ]
     context = admin_context(model_admin, request, title="Approvals queue", page=page, rows=rows,
                             is_lead=actor.can("approve_action"))

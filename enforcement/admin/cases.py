@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,10 +17,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
-from accounts.models import APIKey
-from accounts.tokens import PREFIX_LENGTH, kind_of
+from accounts.search import matching_account_ids
 from enforcement import services
 from enforcement.actors import DECIDE_APPEAL, PROPOSE_ACTION, WORK_CASE
+from enforcement.admin import queue
 from enforcement.admin.accounts import gate_report_chart
 from enforcement.admin.base import (
     MAX_BULK,
@@ -56,7 +56,17 @@ from enforcement.admin.filters import (
 )
 from enforcement.admin.forms import AssignForm, CommentForm, ProposeForm, ResolveForm
 from enforcement.errors import Conflict, ServiceError
-from enforcement.models import ActionKind, ActionStatus, Case, EnforcementAction, Notification, Violation
+from enforcement.models import (
+    SEVERITY_RANK,
+    ActionKind,
+    ActionStatus,
+    AuditEvent,
+    Case,
+    EnforcementAction,
+    Notification,
+    Severity,
+    Violation,
+)
 from enforcement.rights import requires_approval
 from enforcement.selectors import CASE_QUEUE_ORDERING, account_standing, case_detail_queryset, case_timeline
 from enforcement.statements import case_statements
@@ -69,6 +79,16 @@ class CaseChangeList(ChangeList):
         super().get_results(request)
         self.result_list = list(self.result_list)
         attach_rule_counts(self.result_list)
+
+
+class QueueOnlyChangeList(CaseChangeList):
+    """The queue's filters, search and sort as a query, without fetching or counting a page
+    (``queue.queue_queryset``: a view's neighbours and counts)."""
+
+    def get_results(self, request):
+        self.result_count, self.full_result_count, self.result_list = 0, None, []
+        self.show_all = self.can_show_all = self.multi_page = False
+        self.show_full_result_count = self.show_admin_actions = False
 
 
 def attach_rule_counts(cases: list[Case]) -> None:
@@ -96,29 +116,30 @@ class CaseAdmin(WorkflowAdmin):
     list_select_related = ("account", "assignee")
     ordering = CASE_QUEUE_ORDERING
     search_fields = ("account__public_id",)
-    search_help_text = "Account id (acct_...), account email, key prefix (sk_live_...) or case number."
+    search_help_text = ("Account id, name or email (their first letters, any case), a key prefix's start (sk_live_...) "
+                        "or a case number.")
     actions = ["assign_to_me", "assign_to", "propose_recommendation"]
     change_list_template = "admin/enforcement/case/change_list.html"
 
     def get_changelist(self, request, **kwargs):
-        return CaseChangeList
+        return QueueOnlyChangeList if getattr(request, "_queue_only", False) else CaseChangeList
 
     def changelist_view(self, request, extra_context=None):
         actor = actor_for(request)
-        extra = {"title": "Case queue", "may_work": actor.can(WORK_CASE), **(extra_context or {})}
+        query = queue.clean_query(self, request.GET.urlencode())
+        extra = {
+            "title": "Case queue", "may_work": actor.can(WORK_CASE), "view_query": query,
+            "saved_views": list(services.visible_views(request.user)),
+            "current_view": queue.current_view(request, query), **(extra_context or {}),
+        }
         return super().changelist_view(request, extra)
 
     def search_condition(self, term):
-        condition = Q(account__public_id=term) | Q(account__public_id__startswith=term)
+        """The term resolved to account ids first (one small query on the accounts, ``accounts.search``), then
+        the cases of those accounts by the indexed account column; or a case by its number."""
+        condition = Q(account_id__in=matching_account_ids(term))
         if (number := case_number(term)) is not None:
             condition |= Q(pk=number)
-        if "@" in term:
-            condition |= Q(account__email__iexact=term)
-        elif len(term) >= 3:
-            condition |= Q(account__email__istartswith=term)
-        if kind_of(term):
-            keys = APIKey.objects.filter(account_id=OuterRef("account_id"), prefix__startswith=term[:PREFIX_LENGTH])
-            condition |= Q(Exists(keys))
         return condition
 
     # -- columns (the admin instance is shared between requests: nothing per request is kept on it)
@@ -257,6 +278,11 @@ class CaseAdmin(WorkflowAdmin):
             path("<int:case_id>/assign/", self.wrap(case_assign), name="enforcement_case_assign"),
             path("<int:case_id>/comment/", self.wrap(case_comment), name="enforcement_case_comment"),
             path("<int:case_id>/resolve/", self.wrap(case_resolve), name="enforcement_case_resolve"),
+            path("<int:case_id>/notice/", self.wrap(case_notice_page), name="enforcement_case_notice"),
+            path("views/save/", self.wrap(queue.view_save), name="enforcement_case_view_save"),
+            path("views/<int:view_id>/share/", self.wrap(queue.view_share), name="enforcement_case_view_share"),
+            path("views/<int:view_id>/delete/", self.wrap(queue.view_delete), name="enforcement_case_view_delete"),
+            path("timeline-filters/", self.wrap(queue.timeline_filters), name="enforcement_case_timeline_filters"),
             *super().get_urls(),
         ]
 
@@ -374,21 +400,110 @@ def _audit_changes(event) -> list[dict]:
     ]
 
 
-def case_page_context(request, case: Case) -> dict:
-    """Everything on the case page, from a case loaded with ``case_detail_queryset``: a fixed number of
-    queries whatever the number of violations, actions, emails, comments or audit events."""
+TIMELINE_PAGE = 50  # timeline entries per page, newest first
+INLINE_NOTICE_MAX_VIOLATIONS = 200  # a bigger case's recommended notice loads when its disclosure opens
+GROUP_SHOWN = 5  # violations shown per rule group, newest first
+SUMMARY_CHARS = 110
+
+
+def one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def violation_groups(violations: list[Violation], *, worst: Violation | None) -> list[dict]:
+    """The case's violations by rule: first the rule of the violation that set the case's severity (the one
+    the ladder advises on), then by the most severe open violation, then by count; newest first in each."""
+    groups: dict[int, dict] = {}
+    for violation in sorted(violations, key=lambda v: v.reported_at, reverse=True):
+        group = groups.setdefault(violation.rule_id, {"rule": violation.rule, "violations": [], "open": 0, "rank": -1})
+        group["violations"].append(violation)
+        if violation.status == Violation.Status.OPEN:
+            group["open"] += 1
+            group["rank"] = max(group["rank"], SEVERITY_RANK[violation.severity])
+    ordered = sorted(groups.values(), key=lambda g: (
+        worst is None or g["rule"].pk != worst.rule_id, -g["rank"], -len(g["violations"]), g["rule"].code))
+    for group in ordered:
+        group["shown"] = group["violations"][:GROUP_SHOWN]
+        group["more"] = len(group["violations"]) - len(group["shown"])
+        group["severity"] = Severity.values[group["rank"]] if group["rank"] >= 0 else None
+        group["sets_severity"] = worst is not None and group["rule"].pk == worst.rule_id
+    return ordered
+
+
+def severity_setter(violations: list[Violation]) -> Violation | None:
+    """The open violation that set the case's severity (``recommendation_for``'s choice among equals)."""
+    open_ones = sorted((v for v in violations if v.status == Violation.Status.OPEN),
+                       key=lambda v: (v.rule.act_first, v.reported_at), reverse=True)
+    return max(open_ones, key=lambda v: (SEVERITY_RANK[v.severity], v.rule.auto_action), default=None)
+
+
+def timeline_page(request, entries: list, hidden: list[str]) -> dict:
+    """The timeline's entries of the kinds shown, newest first, one page of ``TIMELINE_PAGE`` (``?tl=`` the
+    offset): a case with thousands of reports renders fifty rows, with links to older ones."""
+    shown = [entry for entry in reversed(entries) if entry.kind not in hidden]
+    raw = request.GET.get("tl", "")
+    offset = int(raw) if raw.isdigit() and len(raw) <= 9 else 0
+    offset = max(0, min(offset, max(len(shown) - 1, 0)))
+    window = shown[offset: offset + TIMELINE_PAGE]
+    query = request.GET.copy()
+
+    def at(position: int) -> str:
+        query["tl"] = str(position)
+        return f"?{query.urlencode()}"
+
+    return {
+        "entries": window,
+        "total": len(shown),
+        "hidden_count": len(entries) - len(shown),
+        "offset": offset,
+        "last": offset + len(window),
+        "older_url": at(offset + TIMELINE_PAGE) if offset + TIMELINE_PAGE < len(shown) else "",
+        "newer_url": at(max(offset - TIMELINE_PAGE, 0)) if offset else "",
+    }
+
+
+def case_page_context(request, case: Case, model_admin=None) -> dict:
+    """Everything on the case page, from a case loaded with ``case_detail_queryset(evidence=False)``: a fixed
+    number of queries whatever the number of violations, actions, emails, comments or audit events, and a
+    bounded page (one page of the timeline, a few violations per rule; evidence read for those alone)."""
     actor = actor_for(request)
     now = timezone.now()
     is_open = case.status != Case.Status.CLOSED
     may_work = actor.can(WORK_CASE) and is_open
     actions_by_id = {action.pk: action for action in case.actions.all()}
+    hidden = services.timeline_hidden(request.user)
+    page = timeline_page(request, case_timeline(case), hidden)
+    violations = list(case.violations.all())
+    groups = violation_groups(violations, worst=severity_setter(violations))
+
+    shown_violations = {entry.obj.pk for entry in page["entries"] if entry.kind == "violation"}
+    shown_violations.update(v.pk for group in groups for v in group["shown"])
+    evidence = dict(Violation.objects.filter(pk__in=shown_violations).values_list("pk", "evidence"))
+    violation_rows = {}
+    for violation in violations:
+        if violation.pk in shown_violations:
+            violation.evidence = evidence.get(violation.pk) or {}
+            violation_rows[violation.pk] = {
+                "obj": violation,
+                "line": one_line(violation.summary),
+                "evidence": json.dumps(violation.evidence, indent=2, sort_keys=True) if violation.evidence else "",
+                "can_dismiss": may_work and violation.status == Violation.Status.OPEN,
+                "refusal_chart": gate_report_chart(violation),
+            }
+    for group in groups:
+        group["rows"] = [violation_rows[v.pk] for v in group["shown"]]
+    in_groups = {v.pk for group in groups for v in group["shown"]}
+
+    audit_ids = [entry.obj.pk for entry in page["entries"] if entry.kind == "audit"]
+    changes = {pk: (before, after) for pk, before, after in
+               AuditEvent.objects.filter(pk__in=audit_ids).values_list("pk", "before", "after")}
     rows = []
-    for entry in case_timeline(case):
+    for entry in page["entries"]:
         row = {"entry": entry, "kind": entry.kind, "obj": entry.obj}
         if entry.kind == "violation":
-            row["evidence"] = json.dumps(entry.obj.evidence, indent=2, sort_keys=True) if entry.obj.evidence else ""
-            row["can_dismiss"] = may_work and entry.obj.status == Violation.Status.OPEN
-            row["refusal_chart"] = gate_report_chart(entry.obj)
+            row["violation"] = violation_rows[entry.obj.pk]
+            row["in_groups"] = entry.obj.pk in in_groups
         elif entry.kind == "notification":
             row["can_resend"] = actor.can(WORK_CASE) and entry.obj.status == Notification.Status.FAILED
         elif entry.kind == "appeal":
@@ -396,6 +511,7 @@ def case_page_context(request, case: Case) -> dict:
             row["can_decide"] = refusal is None
             row["decide_refusal"] = refusal.message if refusal and actor.can(DECIDE_APPEAL) else ""
         elif entry.kind == "audit":
+            entry.obj.before, entry.obj.after = changes.get(entry.obj.pk, (None, None))
             row["changes"] = _audit_changes(entry.obj)
         rows.append(row)
 
@@ -410,31 +526,42 @@ def case_page_context(request, case: Case) -> dict:
         }
         for action in actions
     ]
+    decide_rows = [row for row in action_rows if {"approve", "confirm"} & set(row["verbs"])
+                   or row["approval_note"]]
 
     outlook = proposal_outlook(actor, case, now=now) if is_open else {"recommendation": None, "outcome": NO_ACTION}
     recommendation = outlook["recommendation"]
     may_propose = actor.can(PROPOSE_ACTION) and is_open
-    recommended_notice = None
+    recommended_notice, notice_url = None, ""
     if may_propose and outlook["outcome"] in (WAITS, AT_ONCE):
-        recommended_notice = shown_notice(lambda: services.notice_preview(
-            case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
-        ))
+        if len(violations) <= INLINE_NOTICE_MAX_VIOLATIONS:
+            recommended_notice = shown_notice(lambda: services.notice_preview(
+                case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
+            ))
+        else:  # rendering it reads every violation again: loaded when the disclosure is opened
+            notice_url = reverse("admin:enforcement_case_notice", args=[case.pk])
     standing = account_standing(case.account, now=now)
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [
         {"value": value, "label": label, "needs_approval": requires_approval(value, actor)}
         for value, label in ActionKind.choices
     ]
+    query = queue.clean_query(model_admin, request.GET.get(queue.FILTERS_PARAM, "")) if model_admin else ""
     return {
         "case": case,
         "account": case.account,
         "timeline": rows,
-        "timeline_kinds": TIMELINE_KINDS,
+        "timeline_page": page,
+        "timeline_kinds": [(value, label, value not in hidden) for value, label in TIMELINE_KINDS],
+        "violation_groups": groups,
+        "violation_count": len(violations),
         "action_rows": action_rows,
+        "decide_rows": decide_rows,
         "recommendation": recommendation,
         "recommendation_needs_approval": outlook["outcome"] == WAITS,
         "already": outlook.get("covering"),
         "recommended_notice": recommended_notice,
+        "recommended_notice_url": notice_url,
         "standing": standing,
         "sla_text": sla_text,
         "sla_tone": sla_tone,
@@ -444,6 +571,7 @@ def case_page_context(request, case: Case) -> dict:
         "may_propose": may_propose,
         "staff": list(assignable_staff()) if may_work else [],
         "statements": [json.dumps(statement, indent=2) for statement in case_statements(case)],
+        "flow": queue.neighbours(model_admin, request, case.pk, query) if model_admin else None,
     }
 
 
@@ -451,14 +579,39 @@ def case_page(model_admin, request, object_id: str):
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     number = case_number(str(object_id))
-    case = case_detail_queryset().filter(pk=number).first() if number is not None else None
+    case = case_detail_queryset(evidence=False).filter(pk=number).first() if number is not None else None
     if case is None:
         return model_admin._get_obj_does_not_exist_redirect(request, model_admin.model._meta, str(object_id))
     context = admin_context(
         model_admin, request, title=f"Case #{case.pk}", original=case,
-        **case_page_context(request, case),
+        **case_page_context(request, case, model_admin),
     )
     return TemplateResponse(request, "admin/enforcement/case/case_page.html", context)
+
+
+def case_notice_page(model_admin, request, case_id: int):
+    """The notice the customer would receive if the ladder's recommendation were proposed now (the case page of
+    a big case loads it into its "Preview the customer's notice" disclosure when opened). Changes nothing."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    actor = actor_for(request)
+    require(request, actor.can(PROPOSE_ACTION))
+    case = Case.objects.select_related("account").filter(pk=case_id).first()
+    if case is None:
+        messages.error(request, f"No case {case_id}.")
+        return HttpResponseRedirect(reverse("admin:enforcement_case_changelist"))
+    outlook = proposal_outlook(actor, case, now=timezone.now())
+    if case.is_open and outlook["outcome"] in (WAITS, AT_ONCE):
+        recommendation = outlook["recommendation"]
+        notice = shown_notice(lambda: services.notice_preview(
+            case=case, kind=recommendation.kind, reason=recommendation.reason, actor=actor
+        ))
+    else:
+        notice = {"ok": False, "note": "Proposing the recommendation now would send no notice: the case is closed, "
+                  "the ladder recommends no action, or an action already covers it."}
+    context = admin_context(model_admin, request, title=f"The customer's notice: case #{case.pk}", case=case,
+                            notice=notice, kind=outlook["kind"])
+    return TemplateResponse(request, "admin/enforcement/case/notice.html", context)
 
 
 # --------------------------------------------------------------------------- case buttons

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import timedelta
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -13,7 +14,7 @@ from django.utils import timezone
 from enforcement import metrics, notifications
 from enforcement.actors import MANAGE_TOKENS
 from enforcement.admin import second_factor
-from enforcement.models import Appeal, Case, EnforcementAction, Notification, Source
+from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Notification, Source
 
 
 def team_day(user, *, now=None) -> list[dict]:
@@ -84,6 +85,37 @@ def team_day(user, *, now=None) -> list[dict]:
     return tiles
 
 
+# What the team decided (the audit log's verbs of a person's decision), for the front page.
+DECISION_VERBS = {
+    "action.proposed": "proposed an action on",
+    "action.approved": "approved an action on",
+    "action.confirmed": "confirmed an act-first suspension on",
+    "action.cancelled": "cancelled an action on",
+    "action.reverted": "reverted an action on",
+    "appeal.upheld": "upheld an appeal on",
+    "appeal.overturned": "overturned an action on appeal on",
+    "case.resolved": "resolved",
+    "violation.dismissed": "dismissed a violation on",
+}
+RECENT_DECISIONS = 15
+RECENT_DECISIONS_DAYS = 14
+
+
+def recent_decisions(*, now=None) -> list[AuditEvent]:
+    """The team's latest decisions: staff members' decision events of the last two weeks, newest first (the
+    audit log's ``created_at`` index, read backwards and bounded by the window)."""
+    now = now or timezone.now()
+    events = list(
+        AuditEvent.objects.filter(created_at__gte=now - timedelta(days=RECENT_DECISIONS_DAYS),
+                                  actor_type=AuditEvent.ActorType.USER, verb__in=list(DECISION_VERBS))
+        .only("created_at", "actor_label", "verb", "case_id", "note", "target_type", "target_id")
+        .order_by("-created_at", "-id")[:RECENT_DECISIONS]
+    )
+    for event in events:
+        event.what = DECISION_VERBS[event.verb]
+    return events
+
+
 class ConsoleAdminSite(admin.AdminSite):
     site_header = "Millimetric Trust & Safety"
     site_title = "T&S console"
@@ -95,7 +127,12 @@ class ConsoleAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         context = dict(extra_context or {})
         if request.user.has_perm("enforcement.view_case"):
+            from enforcement.admin import queue  # the queue's admin registers on this site: imported once it exists
+
             context["team_day"] = team_day(request.user)
+            context["view_tiles"] = queue.view_tiles(self._registry[Case], request)
+            context["recent_decisions"] = recent_decisions()
+            context["recent_decisions_days"] = RECENT_DECISIONS_DAYS
         return super().index(request, context)
 
     def get_urls(self):

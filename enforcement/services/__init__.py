@@ -9,7 +9,8 @@ return, the admin asks them before it shows a button.
 Modules by aggregate: ``cases``, ``violations`` (single and batch reports), ``actions``, ``key_state``,
 ``appeals``, ``sweep``, ``rules``, ``inventory`` (accounts and keys), ``tokens`` (service tokens),
 ``recommendations`` (the ladder's advice), ``simulation`` (a proposed ladder replayed over past decisions),
-``edge_findings`` (what the gate counted and saw, reported),
+``edge_findings`` (what the gate counted and saw, reported), ``saved_views`` (the queue's saved views and
+remembered filters),
 ``locks``. Import the verbs from here.
 """
 
@@ -45,6 +46,14 @@ from enforcement.services.key_state import (
 )
 from enforcement.services.recommendations import recommendation_for, strikes_for, strikes_for_cases
 from enforcement.services.rules import RULE_FIELDS, rule_save
+from enforcement.services.saved_views import (
+    saved_view_delete,
+    saved_view_save,
+    saved_view_share,
+    timeline_filters_save,
+    timeline_hidden,
+    visible_views,
+)
 from enforcement.services.simulation import (
     MAX_STRIKE_WINDOW_DAYS,
     POLICY_FIELDS,
@@ -72,6 +81,8 @@ __all__ = [
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
     "edge_findings_report",
     "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
-    "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",
+    "restricts_key", "rule_save", "saved_view_delete", "saved_view_save", "saved_view_share",
+    "timeline_filters_save", "timeline_hidden", "visible_views", "service_token_create", "service_token_revoke",
+    "strikes_for",
     "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",
 ]

@@ -87,16 +87,17 @@ def strikes_for_cases(*, cases: list[Case], windows: set[int], now: datetime) ->
 def recommendation_for(case: Case, *, now: datetime | None = None) -> ladder.Recommendation:
     """The ladder's advice for a case: its most severe open violation, its account's strikes."""
     now = now or timezone.now()
-    open_violations = (
+    # Three columns a violation, not a model each: a case may hold thousands of them.
+    open_violations = list(
         case.violations.filter(status=Violation.Status.OPEN)
-        .select_related("rule")
-        .defer("evidence", "summary")
         .order_by("-rule__act_first", "-reported_at")
+        .values_list("rule_id", "severity", "source_trusted")
     )
-    worst = max(open_violations, key=lambda v: (SEVERITY_RANK[v.severity], v.rule.auto_action), default=None)
-    if worst is None:
+    if not open_violations:
         return ladder.Recommendation(kind=None, reason="no open violations")
-    return recommend(worst.rule, worst.severity, case, worst.source_trusted, now)
+    rules = Rule.objects.in_bulk({rule_id for rule_id, _, _ in open_violations})
+    rule_id, severity, trusted = max(open_violations, key=lambda v: (SEVERITY_RANK[v[1]], rules[v[0]].auto_action))
+    return recommend(rules[rule_id], severity, case, trusted, now)
 
 
 def recommend(rule: Rule, severity: str, case: Case, trusted: bool, now: datetime) -> ladder.Recommendation:

@@ -24,7 +24,7 @@ def test_agent_throttles_lead_approves_suspension(open_session, screenshot, cons
     expect(rows.first.locator(".sla")).to_have_class("sla sla-overdue")
     expect(rows.first).to_contain_text("secrets-in-events")
     expect(agent.locator("#result_list .sev-critical")).to_have_count(1)
-    screenshot(agent, "case-queue", docs=True)
+    screenshot(agent, "case-queue-day")
 
     # --- Find the Northwind case by account id and open it.
     agent.fill("#searchbar", data["northwind"].public_id)
@@ -50,7 +50,7 @@ def test_agent_throttles_lead_approves_suspension(open_session, screenshot, cons
     expect(agent.locator("#standing-keys tbody")).not_to_contain_text("Active")
     expect(agent.locator("#case-status")).to_have_text("Actioned")
     expect(agent.locator("#timeline")).to_contain_text("customer_throttle")  # the email, on the timeline
-    screenshot(agent, "case-page", docs=True)
+    screenshot(agent, "case-page-throttled")
     throttle.refresh_from_db()
     assert throttle.status == ActionStatus.APPLIED and throttle.requested_by == data["agent"]
     assert set(APIKey.objects.filter(account=data["northwind"]).values_list("status", flat=True)) == {"throttled"}
