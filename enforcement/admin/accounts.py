@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -32,20 +33,35 @@ class ReadOnlyInventoryAdmin(ReadOnlyModelAdmin):
     """Accounts and keys are mirrored from the platform (the API's inventory routes), not edited here."""
 
 
+KEYS_PER_PAGE = 100
+
+
 def key_imposed_by(keys, active_actions) -> dict[int, list]:
     """For each key, the actions in force that restrict it, as the key state service reads them."""
-    return {key.pk: [action for action in active_actions if services.restricts_key(action, key.pk)] for key in keys}
+    return services.restricting_actions(active_actions, [key.pk for key in keys])
 
 
 def edge_states(keys) -> tuple[dict[int, object], str | None]:
-    """What the ingest edge holds for each key right now (None: not published), or why it cannot say."""
+    """What the ingest edge holds for each key right now (None: not published), or why it cannot say. One
+    batched read of the store, whatever the number of keys."""
     try:
         from accounts import edge
 
-        store = edge.get_store()
-        return {key.pk: store.get(key.token_sha256) for key in keys}, None
+        records = edge.get_store().get_many([key.token_sha256 for key in keys])
+        return {key.pk: records.get(key.token_sha256) for key in keys}, None
     except Exception as exc:  # the page must render when the edge store is down; it says so instead
         return {}, f"{type(exc).__name__}: {exc}"
+
+
+def key_page(request, account) -> tuple[object, dict[str, int]]:
+    """The page of the account's keys shown (``?keys=N``, by prefix, ``KEYS_PER_PAGE`` a page) and the count
+    of its keys per status: an account with thousands of keys is summed up, not listed whole."""
+    by_status = dict(
+        APIKey.objects.filter(account=account).order_by().values_list("status").annotate(n=Count("id"))
+    )
+    paginator = Paginator(APIKey.objects.filter(account=account).order_by("prefix"), KEYS_PER_PAGE)
+    paginator.count = sum(by_status.values())  # known already: no second count
+    return paginator.get_page(request.GET.get("keys")), by_status
 
 
 def edge_cell(key, record) -> dict:
@@ -150,18 +166,22 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
         if account is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(object_id))
         now = timezone.now()
-        standing = account_standing(account, now=now)
-        imposed = key_imposed_by(standing["keys"], standing["active_actions"])
-        at_edge, edge_problem = edge_states(standing["keys"])
+        standing = account_standing(account, now=now, keys=False)
+        page, keys_by_status = key_page(request, account)
+        page_keys = list(page.object_list)
+        imposed = key_imposed_by(page_keys, standing["active_actions"])
+        at_edge, edge_problem = edge_states(page_keys)
         keys = [
             {"key": key, "imposed_by": imposed[key.pk],
              "edge": edge_cell(key, at_edge[key.pk]) if key.pk in at_edge else None}
-            for key in standing["keys"]
+            for key in page_keys
         ]
         cases = list(
             Case.objects.filter(account=account).select_related("assignee").order_by("-opened_at")[:RECENT_CASES]
         )
-        charts, refusals_problem = refusal_charts(account, standing["keys"], now=now)
+        # Charts for every key the edge refused (few), not only the keys of the page.
+        all_keys = list(APIKey.objects.filter(account=account).only("id", "prefix", "token_sha256").order_by("prefix"))
+        charts, refusals_problem = refusal_charts(account, all_keys, now=now)
         open_case = standing["open_case"]
         context = {
             **self.admin_site.each_context(request),
@@ -172,6 +192,9 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
             "account": account,
             "standing": standing,
             "keys": keys,
+            "key_page": page,
+            "keys_by_status": [(KeyStatus(status).label, keys_by_status[status])
+                               for status in KeyStatus.values if status in keys_by_status],
             "edge_problem": edge_problem,
             "refusal_charts": charts,
             "refusals_problem": refusals_problem,
