@@ -36,7 +36,7 @@ os.environ.setdefault("STAFF_2FA", "optional")
 TABLES = ["accounts_account", "accounts_apikey", "enforcement_case", "enforcement_violation",
           "enforcement_enforcementaction", "enforcement_enforcementaction_keys", "enforcement_appeal",
           "enforcement_notification", "enforcement_auditevent"]
-BIG_ACCOUNT, BIG_CASE, STANDING_ACCOUNT = 1, 1, 2  # ids of the special rows
+BIG_ACCOUNT, STANDING_ACCOUNT = 1, 2  # ids of the special rows; the big case is the newest
 BIG_KEYS, BIG_CASE_VIOLATIONS, STANDING_ACTIONS = 5000, 2000, 500
 BIG_ACCOUNT_ACTIONS, KEYS_PER_BIG_ACTION = 20, 100
 STAFF = 10
@@ -51,7 +51,7 @@ def sizes(scale: float, due: int) -> dict:
         ("open", 50_000, 50), ("violations", 3_000_000, BIG_CASE_VIOLATIONS + 1000),
         ("actions", 1_000_000, 500), ("audit", 5_000_000, 1000), ("notifications", 1_000_000, 500),
     )}
-    n["due"] = min(due, (n["actions"] - n["open"]) // 2 * 2)
+    n["due"] = min(due, (min(n["actions"], n["cases"]) - n["open"]) // 2 * 2)
     return n
 
 
@@ -92,11 +92,12 @@ def build(n: dict) -> None:
         print(f"  analyze: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
-# A case c belongs to account ((c - 1) % accounts) + 1; cases 1..open are open (one per account), the rest closed.
-# Case 1 (account 1) has the big case's violations; account 1 has the many keys; account 2 the many actions.
-CASE_OPENED = ("(CASE WHEN {c} <= %(open)s THEN now() - make_interval(hours => ({c} %% 720)::int) "
+# Open cases are the newest (the last ``open`` ids, one per account), the rest closed. Case c belongs to account
+# ((cases - c) % accounts) + 1: the newest case (the big one, with the many violations) is account 1's (the many
+# keys), the one before it account 2's (the many actions in force).
+CASE_OPENED = ("(CASE WHEN {c} > %(cases)s - %(open)s THEN now() - make_interval(hours => ({c} %% 720)::int) "
                "ELSE now() - make_interval(days => 3 + ({c} %% 700)::int) END)")
-ACCOUNT_OF = "((({c}) - 1) %% %(accounts)s + 1)"
+ACCOUNT_OF = "((%(cases)s - ({c})) %% %(accounts)s + 1)"
 
 STATEMENTS = [
     ("accounts", """
@@ -118,16 +119,16 @@ FROM generate_series(1, %(keys)s) i"""),
 INSERT INTO enforcement_case (id, account_id, status, severity, severity_rank, review_due_at, assignee_id,
        needs_lead_review, opened_at, closed_at, resolution, updated_at)
 SELECT c, """ + ACCOUNT_OF.format(c="c") + """,
-       CASE WHEN c > %(open)s THEN 'closed' ELSE (ARRAY['open','open','open','open','open','open',
+       CASE WHEN c <= %(cases)s - %(open)s THEN 'closed' ELSE (ARRAY['open','open','open','open','open','open',
             'awaiting_customer','awaiting_approval','actioned','appealed'])[1 + c %% 10] END,
        (ARRAY['low','medium','high','critical'])[1 + c %% 4], c %% 4,
-       CASE WHEN c > %(open)s OR c %% 10 = 8 THEN NULL
+       CASE WHEN c <= %(cases)s - %(open)s OR c %% 10 = 8 THEN NULL
             ELSE now() + make_interval(hours => (c %% 200)::int - 50) END,
-       CASE WHEN c <= %(open)s AND c %% 10 = 0 THEN (%(staff)s::int[])[1 + (c / 10) %% cardinality(%(staff)s::int[])]
-            END,
-       c <= %(open)s AND c %% 97 = 0, """ + CASE_OPENED.format(c="c") + """,
-       CASE WHEN c > %(open)s THEN """ + CASE_OPENED.format(c="c") + """ + interval '3 days' END,
-       CASE WHEN c > %(open)s THEN 'Resolved.' ELSE '' END, now()
+       CASE WHEN c > %(cases)s - %(open)s AND c %% 10 = 0
+            THEN (%(staff)s::int[])[1 + (c / 10) %% cardinality(%(staff)s::int[])] END,
+       c > %(cases)s - %(open)s AND c %% 97 = 0, """ + CASE_OPENED.format(c="c") + """,
+       CASE WHEN c <= %(cases)s - %(open)s THEN """ + CASE_OPENED.format(c="c") + """ + interval '3 days' END,
+       CASE WHEN c <= %(cases)s - %(open)s THEN 'Resolved.' ELSE '' END, now()
 FROM generate_series(1, %(cases)s) c"""),
     ("violations", """
 INSERT INTO enforcement_violation (id, case_id, account_id, api_key_id, rule_id, severity, source, external_id,
@@ -141,24 +142,24 @@ SELECT v, c, """ + ACCOUNT_OF.format(c="c") + """, NULL,
        'Bench report ' || v || ': 1800 events/min from one IP, above the published limit.',
        jsonb_build_object('ip', '203.0.113.' || v %% 250, 'events_per_minute', 1800 + v %% 100,
                           'window', '2026-01-01T00:00Z/PT5M'), 'open', ''
-FROM (SELECT v, CASE WHEN v <= %(big_case_v)s THEN 1 ELSE 1 + (v - %(big_case_v)s - 1) %% %(cases)s END AS c
+FROM (SELECT v, CASE WHEN v <= %(big_case_v)s THEN %(cases)s ELSE 1 + (v - %(big_case_v)s - 1) %% %(cases)s END AS c
       FROM generate_series(1, %(violations)s) v) s,
      LATERAL (SELECT """ + CASE_OPENED.format(c="s.c") + """ AS opened) o"""),
-    # One action per case; the sweep's due ones (stuck scheduled, then expiring applied) are the last closed cases'.
+    # One action per case; the sweep's due ones (stuck scheduled, then expiring applied) are the oldest cases'.
     ("actions", """
 INSERT INTO enforcement_enforcementaction (id, case_id, account_id, kind, status, reason, rate_limit_per_minute,
        expires_at, act_first, overturned, decided_under, requested_by_label, approved_by_label, created_at,
        scheduled_at, applied_at, ended_at, attempts, last_error, updated_at)
 SELECT a, a, """ + ACCOUNT_OF.format(c="a") + """, kind,
-       CASE WHEN a > %(actions)s - %(due)s / 2 THEN 'applied'
-            WHEN a > %(actions)s - %(due)s THEN 'scheduled'
-            WHEN a > %(open)s THEN (ARRAY['expired','reverted','expired','cancelled'])[1 + a %% 4]
+       CASE WHEN a <= %(due)s / 2 THEN 'scheduled'
+            WHEN a <= %(due)s THEN 'applied'
+            WHEN a <= %(cases)s - %(open)s THEN (ARRAY['expired','reverted','expired','cancelled'])[1 + a %% 4]
             ELSE (ARRAY['cancelled','cancelled','cancelled','cancelled','cancelled','cancelled','applied',
                         'awaiting_approval','applied','applied'])[1 + a %% 10] END,
        'Bench: policy breach confirmed.', CASE WHEN kind = 'throttle' THEN 100 END,
-       CASE WHEN a > %(actions)s - %(due)s / 2 THEN now() - interval '1 hour' END, false, false, '{}'::jsonb,
-       'bench-agent', '', created, CASE WHEN a > %(actions)s - %(due)s THEN now() - interval '2 hours' END,
-       created, CASE WHEN a > %(open)s AND a <= %(actions)s - %(due)s THEN created + interval '2 days' END, 0, '',
+       CASE WHEN a > %(due)s / 2 AND a <= %(due)s THEN now() - interval '1 hour' END, false, false, '{}'::jsonb,
+       'bench-agent', '', created, CASE WHEN a <= %(due)s THEN now() - interval '2 hours' END,
+       created, CASE WHEN a > %(due)s AND a <= %(cases)s - %(open)s THEN created + interval '2 days' END, 0, '',
        now()
 FROM (SELECT a, (ARRAY['warning','throttle','suspend','terminate'])[1 + a %% 4] AS kind,
              """ + CASE_OPENED.format(c="a") + """ + interval '1 hour' AS created
@@ -167,7 +168,8 @@ FROM (SELECT a, (ARRAY['warning','throttle','suspend','terminate'])[1 + a %% 4] 
 INSERT INTO enforcement_enforcementaction (id, case_id, account_id, kind, status, reason, rate_limit_per_minute,
        act_first, overturned, decided_under, requested_by_label, approved_by_label, created_at, applied_at,
        attempts, last_error, updated_at)
-SELECT %(cases)s + i, CASE WHEN i <= %(standing)s THEN 2 ELSE 1 END, CASE WHEN i <= %(standing)s THEN 2 ELSE 1 END,
+SELECT %(cases)s + i, CASE WHEN i <= %(standing)s THEN %(cases)s - 1 ELSE %(cases)s END,
+       CASE WHEN i <= %(standing)s THEN 2 ELSE 1 END,
        CASE WHEN i %% 2 = 0 THEN 'throttle' ELSE 'suspend' END, 'applied', 'Bench: in force.',
        CASE WHEN i %% 2 = 0 THEN 50 + i %% 50 END, false, false, '{}'::jsonb, 'bench-agent', '',
        now() - make_interval(mins => i), now() - make_interval(mins => i), 0, '', now()
@@ -182,7 +184,8 @@ FROM generate_series(1, %(big_actions)s) j, generate_series(0, %(per_action)s - 
     ("appeals", """
 INSERT INTO enforcement_appeal (id, action_id, case_id, message, status, submitted_by_label, submitted_at,
        decided_by_label, decision_note, due_at)
-SELECT a, a, a, 'We fixed it, please restore our keys.', CASE WHEN a <= %(open)s THEN 'pending' ELSE 'upheld' END,
+SELECT a, a, a, 'We fixed it, please restore our keys.',
+       CASE WHEN a > %(cases)s - %(open)s THEN 'pending' ELSE 'upheld' END,
        'customer', """ + CASE_OPENED.format(c="a") + """ + interval '1 day', '', '',
        """ + CASE_OPENED.format(c="a") + """ + interval '4 days'
 FROM generate_series(1, LEAST(%(actions)s, %(cases)s)) a WHERE a %% 100 = 9"""),
@@ -275,10 +278,9 @@ def rearm_sweep(n: dict) -> None:
 
     with connection.cursor() as cur:
         cur.execute(
-            "UPDATE enforcement_enforcementaction SET status = CASE WHEN id > %(actions)s - %(due)s / 2 THEN "
-            "'applied' ELSE 'scheduled' END, ended_at = NULL, expires_at = CASE WHEN id > %(actions)s - %(due)s / 2 "
-            "THEN now() - interval '1 hour' END, scheduled_at = now() - interval '2 hours' "
-            "WHERE id > %(actions)s - %(due)s AND id <= %(actions)s", n)
+            "UPDATE enforcement_enforcementaction SET status = CASE WHEN id <= %(due)s / 2 THEN 'scheduled' "
+            "ELSE 'applied' END, ended_at = NULL, expires_at = CASE WHEN id > %(due)s / 2 THEN now() - interval "
+            "'1 hour' END, scheduled_at = now() - interval '2 hours' WHERE id <= %(due)s", n)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -327,6 +329,7 @@ def operations(n: dict, client, api) -> list[tuple[str, object]]:
 
     agent = get_user_model().objects.filter(username="bench-agent-3").values_list("pk", flat=True).get()
     some = Account.objects.get(pk=min(n["open"], n["accounts"]) // 2 + 1)  # an account with an open case
+    big_case, typical_case = n["cases"], n["cases"] - n["open"] // 3  # both open
     key = APIKey.objects.filter(account=some).order_by("pk").first()
     standing = Account.objects.get(pk=STANDING_ACCOUNT)
     queue = "/admin/enforcement/case/"
@@ -354,10 +357,10 @@ def operations(n: dict, client, api) -> list[tuple[str, object]]:
         ("queue search email", f"{queue}?q={some.email}"),
         ("queue search email prefix", f"{queue}?q={some.email[:7]}"),
         ("queue search key prefix", f"{queue}?q={key.prefix}"),
-        ("queue search case number", f"{queue}?q=%23{n['open'] // 3}"),
+        ("queue search case number", f"{queue}?q=%23{typical_case}"),
         ("queue search status=all email", f"{queue}?status=all&q={some.email}"),
-        (f"case page ({BIG_CASE_VIOLATIONS} violations)", f"{queue}{BIG_CASE}/change/"),
-        ("case page (typical)", f"{queue}{n['open'] // 3}/change/"),
+        (f"case page ({BIG_CASE_VIOLATIONS} violations)", f"{queue}{big_case}/change/"),
+        ("case page (typical)", f"{queue}{typical_case}/change/"),
         (f"account page ({BIG_KEYS} keys)", f"/admin/accounts/account/{BIG_ACCOUNT}/change/"),
         ("account page (typical)", f"/admin/accounts/account/{some.pk}/change/"),
         ("accounts list", "/admin/accounts/account/"),
@@ -389,16 +392,16 @@ def operations(n: dict, client, api) -> list[tuple[str, object]]:
         ("api cases severity=critical", "/api/v1/cases/?severity=critical"),
         ("api cases overdue=true", "/api/v1/cases/?overdue=true"),
         ("api cases account", f"/api/v1/cases/?account={some.public_id}"),
-        (f"api case detail ({BIG_CASE_VIOLATIONS} violations)", f"/api/v1/cases/{BIG_CASE}/"),
+        (f"api case detail ({BIG_CASE_VIOLATIONS} violations)", f"/api/v1/cases/{big_case}/"),
         ("api violations", "/api/v1/violations/"),
         ("api violations rule", "/api/v1/violations/?rule=spam-fraud"),
-        ("api violations case", f"/api/v1/violations/?case={BIG_CASE}"),
+        ("api violations case", f"/api/v1/violations/?case={big_case}"),
         ("api actions", "/api/v1/actions/"),
         ("api actions status=applied", "/api/v1/actions/?status=applied"),
         ("api appeals", "/api/v1/appeals/"),
         ("api appeals status=pending", "/api/v1/appeals/?status=pending"),
         ("api audit-events", "/api/v1/audit-events/"),
-        ("api audit-events case", f"/api/v1/audit-events/?case={n['open'] // 3}"),
+        ("api audit-events case", f"/api/v1/audit-events/?case={typical_case}"),
         ("api statements", "/api/v1/statements/"),
         ("api statements export", "/api/v1/statements/export/"),
         ("api sources", "/api/v1/sources/"),

@@ -331,6 +331,7 @@ class EnforcementAction(models.Model):
             models.Index(fields=["status", "scheduled_at"]),
             models.Index(fields=["status", "expires_at"]),
             models.Index(fields=["status", "remediation_deadline"]),
+            models.Index(fields=["applied_at", "id"], name="action_applied_idx"),  # statements, newest first
         ]
         permissions = [
             ("work_case", "Can work cases: report, assign, comment, resolve, dismiss"),

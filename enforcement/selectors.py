@@ -84,7 +84,8 @@ def account_standing(account: Account, *, now: datetime | None = None, keys: boo
     window = settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
     open_case = account.cases.exclude(status=Case.Status.CLOSED).first()
     active_actions = list(
-        EnforcementAction.objects.filter(account=account, status__in=IN_FORCE).prefetch_related("keys")
+        EnforcementAction.objects.filter(account=account, status__in=IN_FORCE)
+        .prefetch_related(Prefetch("keys", queryset=APIKey.objects.only("id", "prefix")))
         .order_by("created_at")
     )
     for action in active_actions:

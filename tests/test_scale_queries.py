@@ -194,3 +194,42 @@ def test_recommendation_prefers_a_rule_that_allows_automatic_action_then_act_fir
     Violation.objects.filter(case=case).update(status="dismissed")
     assert worst_open_violation(case.pk) is None
     assert services.recommendation_for(case).kind is None
+
+
+# --------------------------------------------------------------------------- the queue and the API lists
+
+
+def test_queue_rule_filter_by_rule_id_and_closed_cases_by_closing_time(staff_client):
+    def listed(response):
+        assert response.status_code == 200
+        return [case.pk for case in response.context["cl"].result_list]
+
+    now = timezone.now()
+    spam, tracking = Rule.objects.get(code="spam-fraud"), Rule.objects.get(code="covert-tracking")
+    closed = [CaseFactory(closed_at=now - timezone.timedelta(days=days)) for days in (5, 1, 3)]
+    live = open_case(AccountFactory())
+    for n, case in enumerate([*closed, live]):
+        violation(case, tracking, "low", n)
+    violation(closed[2], spam, "high", 10)
+    violation(live, spam, "high", 11)
+
+    assert listed(staff_client.get("/admin/enforcement/case/", {"status": "closed"})) == [
+        closed[1].pk, closed[2].pk, closed[0].pk]
+    assert listed(staff_client.get("/admin/enforcement/case/", {"rule": "spam-fraud"})) == [live.pk]
+    assert sorted(listed(staff_client.get("/admin/enforcement/case/", {"rule": "spam-fraud", "status": "all"}))) == \
+        sorted([live.pk, closed[2].pk])
+    assert listed(staff_client.get("/admin/enforcement/case/", {"rule": "no-such-rule", "status": "all"})) == []
+    count, sql = queries(lambda: staff_client.get("/admin/enforcement/case/", {"rule": "spam-fraud"}))
+    assert not any('"enforcement_rule"."code"' in q and "EXISTS" in q for q in sql)
+
+
+def test_api_case_status_filter_has_no_distinct(api):
+    live = open_case(AccountFactory())
+    closed = CaseFactory()
+    api.get("/api/v1/cases/")
+    _, sql = queries(lambda: api.get("/api/v1/cases/", {"status": ["open", "closed"], "severity": "high"}))
+    assert not any("DISTINCT" in q for q in sql)
+    body = api.get("/api/v1/cases/", {"status": "open"}).json()
+    assert [case["id"] for case in body["results"]] == [live.pk]
+    body = api.get("/api/v1/cases/", {"status": ["open", "closed"]}).json()
+    assert [case["id"] for case in body["results"]] == [closed.pk, live.pk]
