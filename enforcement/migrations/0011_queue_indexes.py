@@ -5,8 +5,7 @@ from lib.migrations import PostgresOnlySQL
 
 class Migration(migrations.Migration):
     """Indexes for the queue at a million cases: every case in the queue's order (status=all; PostgreSQL only),
-    closed cases by when they closed, violations by (case, rule) for the rule filter, and actions by when they were
-    applied (statements of reasons, newest first)."""
+    closed cases by when they closed, and violations by (case, rule) for the rule filter."""
 
     dependencies = [
         ('enforcement', '0010_transparency'),
@@ -23,10 +22,6 @@ class Migration(migrations.Migration):
             index=models.Index(models.OrderBy(models.F('closed_at'), descending=True),
                                models.OrderBy(models.F('id'), descending=True),
                                condition=models.Q(('status', 'closed')), name='case_closed_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='enforcementaction',
-            index=models.Index(fields=['applied_at', 'id'], name='action_applied_idx'),
         ),
         migrations.AddIndex(
             model_name='violation',
