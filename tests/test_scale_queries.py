@@ -233,3 +233,18 @@ def test_api_case_status_filter_has_no_distinct(api):
     assert [case["id"] for case in body["results"]] == [live.pk]
     body = api.get("/api/v1/cases/", {"status": ["open", "closed"]}).json()
     assert [case["id"] for case in body["results"]] == [closed.pk, live.pk]
+
+
+def test_approvals_queue_is_a_constant_number_of_queries(staff_client):
+    def page_queries(n: int) -> int:
+        for _ in range(n):
+            EnforcementActionFactory(case=open_case(AccountFactory()), kind="suspend", status="awaiting_approval",
+                                     applied_at=None, created_at=timezone.now())
+        url = "/admin/enforcement/enforcementaction/approvals/"
+        response = staff_client.get(url)
+        assert response.status_code == 200
+        assert len(response.context["rows"]) == EnforcementAction.objects.filter(status="awaiting_approval").count()
+        count, _ = queries(lambda: staff_client.get(url))
+        return count
+
+    assert page_queries(2) == page_queries(12)

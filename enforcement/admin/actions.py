@@ -71,7 +71,7 @@ def approvals_page(model_admin, request):
         raise PermissionDenied
     actor = actor_for(request)
     now = timezone.now()
-    page = queue_page(request, approvals_queue().select_related("case__account"))
+    page = queue_page(request, approvals_queue().select_related("case__account", "appeal"))
     rows = [
         {
             "action": action,
