@@ -11,11 +11,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import edge
-from accounts.models import APIKey
+from accounts.models import Account, APIKey
 from enforcement import services
 from enforcement.actors import SYSTEM
 from enforcement.admin.accounts import KEYS_PER_PAGE
 from enforcement.models import SEVERITY_RANK, Case, EnforcementAction, Rule, Severity, Violation
+from enforcement.selectors import CASE_QUEUE_ORDERING, CLOSED_CASES_ORDERING
 from enforcement.services.recommendations import recommend, worst_open_violation
 from tests.factories import AccountFactory, APIKeyFactory, CaseFactory, EnforcementActionFactory, UserFactory
 
@@ -248,3 +249,28 @@ def test_approvals_queue_is_a_constant_number_of_queries(staff_client):
         return count
 
     assert page_queries(2) == page_queries(12)
+
+
+# --------------------------------------------------------------------------- the indexes behind them
+
+
+@pytest.mark.postgres  # the expression, partial and trigram indexes are PostgreSQL's (migrations skip them on SQLite)
+@pytest.mark.parametrize(("query", "index"), [
+    (lambda: Account.objects.filter(email__iexact="Ops@Example.com").order_by(), "account_email_upper_idx"),
+    (lambda: Account.objects.filter(email__istartswith="ops12").order_by(), "account_email_upper_idx"),
+    (lambda: Account.objects.filter(name__icontains="nalyti").order_by(), "account_name_upper_trgm_idx"),
+    (lambda: Case.objects.order_by(*CASE_QUEUE_ORDERING)[:100], "case_queue_order_idx"),
+    (lambda: Case.objects.open().filter(review_due_at__isnull=True).order_by(*CASE_QUEUE_ORDERING)[:100],
+     "case_open_queue_order_idx"),
+    (lambda: Case.objects.filter(status="closed").order_by(*CLOSED_CASES_ORDERING)[:100], "case_closed_idx"),
+    (lambda: Violation.objects.filter(case_id=1, rule_id=2).order_by().values("pk")[:1], "violation_case_rule_idx"),
+    (lambda: EnforcementAction.objects.filter(applied_at__isnull=False).order_by("-applied_at", "-id")[:100],
+     "action_applied_idx"),
+])
+def test_the_scale_queries_match_their_indexes(db, query, index):
+    """The SQL Django writes for each search and ordering is one its index serves (the planner, told to avoid
+    sequential scans, picks it): an expression that differs by a cast would silently leave the index unused."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+    assert index in query().explain()
