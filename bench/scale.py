@@ -3,6 +3,7 @@
 the median time and the query count of each page.
 
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/scale.py [--scale 1] [--runs 3] [--due 100000] [--reuse]
+        [--no-sweep | --sweep-only]
 
 At ``--scale 1`` (the default): 200k accounts, 600k keys, 1M cases of which 50k open, 3M violations, 1M actions,
 5M audit events, 1M notifications; one account with 5,000 keys, one case with 2,000 violations, one account with
@@ -273,10 +274,15 @@ def make_staff() -> None:
 
 
 def rearm_sweep(n: dict) -> None:
-    """A reused database has had its due actions swept: make them due again."""
+    """A reused database has had its due actions swept: make them due again, exactly ``--due`` of them (the
+    oldest cases' actions; any others left due by an earlier build or run end as expired)."""
     from django.db import connection
 
     with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE enforcement_enforcementaction SET status = 'expired', ended_at = now() WHERE id > %(due)s "
+            "AND id <= %(cases)s - %(open)s AND (status = 'scheduled' OR (status = 'applied' AND expires_at <= "
+            "now()))", n)
         cur.execute(
             "UPDATE enforcement_enforcementaction SET status = CASE WHEN id <= %(due)s / 2 THEN 'scheduled' "
             "ELSE 'applied' END, ended_at = NULL, expires_at = CASE WHEN id > %(due)s / 2 THEN now() - interval "
@@ -442,6 +448,7 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=100_000, help="actions the sweep finds due")
     parser.add_argument("--reuse", action="store_true", help="keep the database if it is already built")
     parser.add_argument("--no-sweep", action="store_true", help="leave the sweep out")
+    parser.add_argument("--sweep-only", action="store_true", help="the sweep alone, no pages")
     args = parser.parse_args()
 
     n, seconds = prepare(args)
@@ -468,7 +475,7 @@ def main() -> None:
                                   scopes=list(ServiceToken.Scope.values))
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    for label, fn in operations(n, client, api):
+    for label, fn in [] if args.sweep_only else operations(n, client, api):
         measure(label, fn, args.runs)
     if not args.no_sweep:
         run_sweep(n)
