@@ -6,7 +6,7 @@ State lives in ``TextChoices`` fields; the allowed transitions are in
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from accounts.models import Account, APIKey
 
@@ -205,6 +205,11 @@ class Case(models.Model):
             models.Index(fields=["assignee", "status"]),
             models.Index(fields=["severity_rank", "review_due_at"]),
             models.Index(fields=["account", "opened_at"]),
+            # Closed cases by when they closed (the queue's closed view): a page is read from an index, never a
+            # sort of a million rows. The queue's own ordering over every case has a PostgreSQL-only index
+            # (migration 0011: NULLS LAST is not SQLite's).
+            models.Index(F("closed_at").desc(), F("id").desc(), condition=Q(status="closed"),
+                         name="case_closed_idx"),
         ]
 
     def __str__(self) -> str:
@@ -255,6 +260,8 @@ class Violation(models.Model):
             models.Index(fields=["account", "reported_at"]),
             models.Index(fields=["case", "reported_at"]),
             models.Index(fields=["rule", "reported_at"]),
+            # The queue's rule filter: EXISTS on (case_id, rule_id).
+            models.Index(fields=["case", "rule"], name="violation_case_rule_idx"),
         ]
 
     def __str__(self) -> str:
@@ -324,6 +331,7 @@ class EnforcementAction(models.Model):
             models.Index(fields=["status", "scheduled_at"]),
             models.Index(fields=["status", "expires_at"]),
             models.Index(fields=["status", "remediation_deadline"]),
+            models.Index(fields=["applied_at", "id"], name="action_applied_idx"),  # statements, newest first
         ]
         permissions = [
             ("work_case", "Can work cases: report, assign, comment, resolve, dismiss"),

@@ -86,14 +86,19 @@ def case_timeline(case: Case) -> list[TimelineEntry]:
     return entries
 
 
-def account_standing(account: Account, *, now: datetime | None = None) -> dict:
+def account_standing(account: Account, *, now: datetime | None = None, keys: bool = True) -> dict:
+    """An account's strikes, open case, actions in force and (unless ``keys`` is false: a page that lists them
+    by the page) its keys, in a fixed number of queries whatever the number of actions or keys."""
     now = now or timezone.now()
     window = settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
     open_case = account.cases.exclude(status=Case.Status.CLOSED).first()
     active_actions = list(
-        EnforcementAction.objects.filter(account=account, status__in=IN_FORCE).prefetch_related("keys")
+        EnforcementAction.objects.filter(account=account, status__in=IN_FORCE)
+        .prefetch_related(Prefetch("keys", queryset=APIKey.objects.only("id", "prefix")))
         .order_by("created_at")
     )
+    for action in active_actions:
+        action.account = account  # known already: not a query per action for its public_id
     return {
         "account": account,
         "status": account.status,
@@ -101,13 +106,15 @@ def account_standing(account: Account, *, now: datetime | None = None) -> dict:
         "strike_window_days": window,
         "open_case": open_case,
         "active_actions": active_actions,
-        "keys": list(APIKey.objects.filter(account=account).order_by("prefix")),
+        "keys": list(APIKey.objects.filter(account=account).order_by("prefix")) if keys else [],
     }
 
 
 # The case queue: cases awaiting review by deadline (so overdue first), the most severe first within one
 # deadline; reviewed cases (no deadline) last.
 CASE_QUEUE_ORDERING = (F("review_due_at").asc(nulls_last=True), "-severity_rank", "-id")
+# Closed cases (all without a deadline): the most recently closed first.
+CLOSED_CASES_ORDERING = ("-closed_at", "-id")
 
 
 def approvals_queue() -> QuerySet[EnforcementAction]:

@@ -95,11 +95,26 @@ class RedisEdgeStore(EdgeStore):
                 written += sum(int(x) for x in pipe.execute())
         return written
 
+    STATE_FIELDS = ("prefix", "status", "limit", "ip_limit", "version")
+
     def get(self, token_sha256: str) -> KeyRecord | None:
         with self._unavailable():
-            values = self.client.hmget(
-                self._state_key(token_sha256), "prefix", "status", "limit", "ip_limit", "version"
-            )
+            values = self.client.hmget(self._state_key(token_sha256), *self.STATE_FIELDS)
+        return self._record(token_sha256, values)
+
+    def get_many(self, hashes: list[str]) -> dict[str, KeyRecord | None]:
+        found: dict[str, KeyRecord | None] = {}
+        with self._unavailable():
+            for chunk in chunks(hashes, PUBLISH_CHUNK):  # one pipelined round trip per chunk
+                pipe = self.client.pipeline(transaction=False)
+                for sha in chunk:
+                    pipe.hmget(self._state_key(sha), *self.STATE_FIELDS)
+                found.update((sha, self._record(sha, values)) for sha, values in zip(chunk, pipe.execute(),
+                                                                                     strict=True))
+        return found
+
+    @staticmethod
+    def _record(token_sha256: str, values: list) -> KeyRecord | None:
         if values[0] is None:
             return None
         prefix, status, *numbers = (v.decode() for v in values)

@@ -159,6 +159,16 @@ class SQLiteEdgeStore(EdgeStore):
             raise EdgeUnavailable(f"SQLite edge store {self.path}: {exc}") from exc
         return KeyRecord.from_row(row) if row else None
 
+    def get_many(self, hashes: list[str]) -> dict[str, KeyRecord | None]:
+        found: dict[str, KeyRecord | None] = dict.fromkeys(hashes)
+        for chunk in chunks(hashes, PUBLISH_CHUNK):  # within SQLite's bound on parameters
+            rows = self._read(
+                "SELECT sha, prefix, status, rate_limit, ip_rate_limit, version FROM key_state "
+                f"WHERE sha IN ({', '.join('?' * len(chunk))})", tuple(chunk),
+            )
+            found.update((row[0], KeyRecord.from_row(row)) for row in rows)
+        return found
+
     def check(
         self, token_sha256: str, ip: str, *, now_ms: int | None = None, origin: str | None = None,
         refuse_origin: bool = False,

@@ -203,6 +203,10 @@ class EdgeStore:
     def get(self, token_sha256: str) -> KeyRecord | None:
         raise NotImplementedError
 
+    def get_many(self, hashes: list[str]) -> dict[str, KeyRecord | None]:
+        """``get`` of many keys in a few round trips: each hash to its record, or None if not published."""
+        return {sha: self.get(sha) for sha in hashes}
+
     def check(
         self, token_sha256: str, ip: str, *, now_ms: int | None = None, origin: str | None = None,
         refuse_origin: bool = False,

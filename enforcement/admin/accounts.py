@@ -3,11 +3,13 @@ account's standing, each key's effective state as the enforcement actions in for
 edge counted: each key's refusals per window, charted."""
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -33,20 +35,45 @@ class ReadOnlyInventoryAdmin(ReadOnlyModelAdmin):
     """Accounts and keys are mirrored from the platform (the API's inventory routes), not edited here."""
 
 
+KEYS_PER_PAGE = 100
+MAX_SEARCH_OWNERS = 1000  # accounts a key-prefix search matches at most (a short prefix matches too many to list)
+MANY_KEYS = 200
+
+
+class KeyRef(NamedTuple):
+    """A key as the refusal charts need it (every key of the account: not whole rows)."""
+
+    pk: int
+    prefix: str
+    token_sha256: str
+
+
 def key_imposed_by(keys, active_actions) -> dict[int, list]:
     """For each key, the actions in force that restrict it, as the key state service reads them."""
-    return {key.pk: [action for action in active_actions if services.restricts_key(action, key.pk)] for key in keys}
+    return services.restricting_actions(active_actions, [key.pk for key in keys])
 
 
 def edge_states(keys) -> tuple[dict[int, object], str | None]:
-    """What the ingest edge holds for each key right now (None: not published), or why it cannot say."""
+    """What the ingest edge holds for each key right now (None: not published), or why it cannot say. One
+    batched read of the store, whatever the number of keys."""
     try:
         from accounts import edge
 
-        store = edge.get_store()
-        return {key.pk: store.get(key.token_sha256) for key in keys}, None
+        records = edge.get_store().get_many([key.token_sha256 for key in keys])
+        return {key.pk: records.get(key.token_sha256) for key in keys}, None
     except Exception as exc:  # the page must render when the edge store is down; it says so instead
         return {}, f"{type(exc).__name__}: {exc}"
+
+
+def key_page(request, account) -> tuple[object, dict[str, int]]:
+    """The page of the account's keys shown (``?keys=N``, by prefix, ``KEYS_PER_PAGE`` a page) and the count
+    of its keys per status: an account with thousands of keys is summed up, not listed whole."""
+    by_status = dict(
+        APIKey.objects.filter(account=account).order_by().values_list("status").annotate(n=Count("id"))
+    )
+    paginator = Paginator(APIKey.objects.filter(account=account).order_by("prefix"), KEYS_PER_PAGE)
+    paginator.count = sum(by_status.values())  # known already: no second count
+    return paginator.get_page(request.GET.get("keys")), by_status
 
 
 def edge_cell(key, record) -> dict:
@@ -98,11 +125,15 @@ def edge_refusals(account, keys, *, now: datetime) -> tuple[dict[int, dict[int, 
         for start, count in _evidence_windows(evidence):
             by_key[key_id][start] = max(count, by_key[key_id].get(start, 0))
     by_hash = {key.token_sha256: key.pk for key in keys}
+    # Few keys: ask for them. Many (an account with thousands): read each window's counts whole (only the keys
+    # refused in it are there) and keep this account's, rather than send thousands of hashes per window.
+    asked = list(by_hash) if len(by_hash) <= MANY_KEYS else None
     try:
         store = edge.get_store()
         for start in windows.starts(int(now.timestamp() * 1000)):
-            for sha, count in store.refusal_counts(start, hashes=list(by_hash)).items():
-                by_key[by_hash[sha]][start] = count
+            for sha, count in store.refusal_counts(start, hashes=asked).items():
+                if sha in by_hash:
+                    by_key[by_hash[sha]][start] = count
     except edge.EdgeUnavailable as exc:
         return by_key, f"{type(exc).__name__}: {exc}"
     return by_key, None
@@ -146,18 +177,26 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
         if account is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(object_id))
         now = timezone.now()
-        standing = account_standing(account, now=now)
-        imposed = key_imposed_by(standing["keys"], standing["active_actions"])
-        at_edge, edge_problem = edge_states(standing["keys"])
+        standing = account_standing(account, now=now, keys=False)
+        page, keys_by_status = key_page(request, account)
+        page_keys = list(page.object_list)
+        imposed = key_imposed_by(page_keys, standing["active_actions"])
+        at_edge, edge_problem = edge_states(page_keys)
         keys = [
             {"key": key, "imposed_by": imposed[key.pk],
              "edge": edge_cell(key, at_edge[key.pk]) if key.pk in at_edge else None}
-            for key in standing["keys"]
+            for key in page_keys
         ]
         cases = list(
             Case.objects.filter(account=account).select_related("assignee").order_by("-opened_at")[:RECENT_CASES]
         )
-        charts, refusals_problem = refusal_charts(account, standing["keys"], now=now)
+        # Charts for every key the edge refused (few), not only the keys of the page.
+        all_keys = [KeyRef(*row) for row in APIKey.objects.filter(account=account).order_by("prefix")
+                    .values_list("id", "prefix", "token_sha256")]
+        charts, refusals_problem = refusal_charts(account, all_keys, now=now)
+        if charts:  # the few keys charted, as keys
+            charted = APIKey.objects.in_bulk([row["key"].pk for row in charts])
+            charts = [{**row, "key": charted[row["key"].pk]} for row in charts]
         open_case = standing["open_case"]
         context = {
             **self.admin_site.each_context(request),
@@ -168,6 +207,9 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
             "account": account,
             "standing": standing,
             "keys": keys,
+            "key_page": page,
+            "keys_by_status": [(KeyStatus(status).label, keys_by_status[status])
+                               for status in KeyStatus.values if status in keys_by_status],
             "edge_problem": edge_problem,
             "refusal_charts": charts,
             "refusals_problem": refusals_problem,
@@ -216,4 +258,6 @@ class APIKeyAdmin(ReadOnlyInventoryAdmin):
         return f"{key.ip_rate_limit_per_minute} ({key.base_ip_rate_limit_per_minute})"
 
     def search_condition(self, term):
-        return Q(prefix__startswith=term[:PREFIX_LENGTH]) | Q(account__public_id=term)
+        # The account's id first: the key's account_id index, not a join of every key to its account.
+        account_id = Account.objects.filter(public_id=term).values_list("pk", flat=True).first()
+        return Q(prefix__startswith=term[:PREFIX_LENGTH]) | Q(account_id=account_id or 0)

@@ -99,7 +99,7 @@ def approvals_page(model_admin, request):
         raise PermissionDenied
     actor = actor_for(request)
     now = timezone.now()
-    page = queue_page(request, approvals_queue().select_related("case__account"))
+    page = queue_page(request, approvals_queue().select_related("case__account", "appeal"))
     actions = list(page.object_list)
     behind = violations_behind(actions)
     rows = [

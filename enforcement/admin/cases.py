@@ -68,7 +68,13 @@ from enforcement.models import (
     Violation,
 )
 from enforcement.rights import requires_approval
-from enforcement.selectors import CASE_QUEUE_ORDERING, account_standing, case_detail_queryset, case_timeline
+from enforcement.selectors import (
+    CASE_QUEUE_ORDERING,
+    CLOSED_CASES_ORDERING,
+    account_standing,
+    case_detail_queryset,
+    case_timeline,
+)
 from enforcement.statements import case_statements
 
 # --------------------------------------------------------------------------- the case queue
@@ -123,6 +129,12 @@ class CaseAdmin(WorkflowAdmin):
 
     def get_changelist(self, request, **kwargs):
         return QueueOnlyChangeList if getattr(request, "_queue_only", False) else CaseChangeList
+
+    def get_ordering(self, request):
+        """Closed cases have no review deadline: most recently closed first (``case_closed_idx``)."""
+        if request.GET.get(CaseStatusFilter.parameter_name) == Case.Status.CLOSED:
+            return CLOSED_CASES_ORDERING
+        return super().get_ordering(request)
 
     def changelist_view(self, request, extra_context=None):
         actor = actor_for(request)

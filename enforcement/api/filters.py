@@ -74,9 +74,18 @@ class StrictBooleanFilter(filters.BooleanFilter):
         super().__init__(*args, **kwargs)
 
 
+class MultipleChoiceFilter(filters.MultipleChoiceFilter):
+    """Any of several values of the row's own column: no ``SELECT DISTINCT`` (django-filter's default, needed
+    only across a to-many join) over a wide row."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)
+
+
 class CaseFilter(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(choices=CaseStatus.choices, help_text="Repeat for several.")
-    severity = filters.MultipleChoiceFilter(choices=Severity.choices, help_text="Repeat for several.")
+    status = MultipleChoiceFilter(choices=CaseStatus.choices, help_text="Repeat for several.")
+    severity = MultipleChoiceFilter(choices=Severity.choices, help_text="Repeat for several.")
     account = filters.CharFilter(field_name="account__public_id", help_text="An account's public_id.")
     assignee = filters.CharFilter(field_name="assignee__username", help_text="A staff member's username.")
     overdue = StrictBooleanFilter(method="filter_overdue", help_text="Open and past its review deadline.")
@@ -94,7 +103,7 @@ class ViolationFilter(filters.FilterSet):
     account = filters.CharFilter(field_name="account__public_id", help_text="An account's public_id.")
     case = IntegerFilter(field_name="case_id")
     rule = filters.CharFilter(field_name="rule__code", help_text="A rule code.")
-    severity = filters.MultipleChoiceFilter(choices=Severity.choices)
+    severity = MultipleChoiceFilter(choices=Severity.choices)
     status = filters.ChoiceFilter(choices=Violation.Status.choices)
     source = filters.CharFilter()
     external_id = filters.CharFilter()
@@ -105,8 +114,8 @@ class ViolationFilter(filters.FilterSet):
 
 
 class ActionFilter(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(choices=ActionStatus.choices)
-    kind = filters.MultipleChoiceFilter(choices=ActionKind.choices)
+    status = MultipleChoiceFilter(choices=ActionStatus.choices)
+    kind = MultipleChoiceFilter(choices=ActionKind.choices)
     case = IntegerFilter(field_name="case_id")
     account = filters.CharFilter(field_name="account__public_id")
 

@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Account
+from accounts.models import Account, APIKey
 from enforcement import services
 from enforcement.api import serializers as s
 from enforcement.api.auth import actor_of
@@ -88,7 +88,10 @@ class AccountStandingView(APIView):
     )
     def get(self, request, public_id: str):
         account = services.account_get(public_id)
-        standing = account_standing(account)
+        standing = account_standing(account, keys=False)
+        # The keys as rows of the serializer's fields (thousands for a large account): not whole model instances.
+        standing["keys"] = list(APIKey.objects.filter(account=account).order_by("prefix")
+                                .values(*s.StandingKeySerializer.Meta.fields))
         if standing["open_case"] is not None:
             standing["open_case"].account = account
         return Response(s.StandingSerializer(standing).data)

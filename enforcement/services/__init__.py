@@ -41,6 +41,7 @@ from enforcement.services.inventory import account_get, account_upsert, key_revo
 from enforcement.services.key_state import (
     account_keys_recompute,
     all_keys_recompute,
+    restricting_actions,
     restrictions_for,
     restricts_key,
 )
@@ -80,9 +81,9 @@ __all__ = [
     "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
     "edge_findings_report",
-    "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
-    "restricts_key", "rule_save", "saved_view_delete", "saved_view_save", "saved_view_share",
-    "timeline_filters_save", "timeline_hidden", "visible_views", "service_token_create", "service_token_revoke",
-    "strikes_for",
+    "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for",
+    "restricting_actions", "restrictions_for", "restricts_key", "rule_save", "saved_view_delete", "saved_view_save",
+    "saved_view_share", "timeline_filters_save", "timeline_hidden", "visible_views", "service_token_create",
+    "service_token_revoke", "strikes_for",
     "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",
 ]

@@ -34,6 +34,27 @@ def restricts_key(action: EnforcementAction, key_id: int) -> bool:
     return restriction is not None and (restriction.key_ids is None or key_id in restriction.key_ids)
 
 
+def restricting_actions(actions: list[EnforcementAction], key_ids: list[int]) -> dict[int, list[EnforcementAction]]:
+    """For each key id, the actions (in force, ``keys`` prefetched) that restrict it, in the order given: one
+    pass over the actions and their keys (``restricts_key`` of every pair, without trying every pair)."""
+    everywhere: list[int] = []
+    on_key: dict[int, list[int]] = {key_id: [] for key_id in key_ids}
+    for position, action in enumerate(actions):
+        restriction = restriction_of(action)
+        if restriction is None:
+            continue
+        if restriction.key_ids is None:
+            everywhere.append(position)
+            continue
+        for key_id in restriction.key_ids:
+            if key_id in on_key:
+                on_key[key_id].append(position)
+    return {
+        key_id: [actions[position] for position in sorted(everywhere + positions)]
+        for key_id, positions in on_key.items()
+    }
+
+
 def restrictions_for(account_id: int) -> tuple[list[Restriction], str]:
     """What the actions in force impose on an account's keys, and the account's status."""
     actions = (

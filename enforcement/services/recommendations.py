@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Case as Case_
+from django.db.models import IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from enforcement import ladder
@@ -87,17 +88,30 @@ def strikes_for_cases(*, cases: list[Case], windows: set[int], now: datetime) ->
 def recommendation_for(case: Case, *, now: datetime | None = None) -> ladder.Recommendation:
     """The ladder's advice for a case: its most severe open violation, its account's strikes."""
     now = now or timezone.now()
-    # Three columns a violation, not a model each: a case may hold thousands of them.
-    open_violations = list(
-        case.violations.filter(status=Violation.Status.OPEN)
-        .order_by("-rule__act_first", "-reported_at")
-        .values_list("rule_id", "severity", "source_trusted")
-    )
-    if not open_violations:
+    worst = worst_open_violation(case.pk)
+    if worst is None:
         return ladder.Recommendation(kind=None, reason="no open violations")
-    rules = Rule.objects.in_bulk({rule_id for rule_id, _, _ in open_violations})
-    rule_id, severity, trusted = max(open_violations, key=lambda v: (SEVERITY_RANK[v[1]], rules[v[0]].auto_action))
-    return recommend(rules[rule_id], severity, case, trusted, now)
+    return recommend(worst.rule, worst.severity, case, worst.source_trusted, now)
+
+
+def severity_rank_expression() -> Case_:
+    """A violation's severity as its rank (``SEVERITY_RANK``), in SQL."""
+    return Case_(*(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
+                 default=Value(-1), output_field=IntegerField())
+
+
+def worst_open_violation(case_id: int) -> Violation | None:
+    """The case's open violation the ladder advises on, picked by the database (one row, without its evidence):
+    the most severe, one under a rule that allows automatic action before one that does not, then an act-first
+    rule's, then the latest."""
+    return (
+        Violation.objects.filter(case_id=case_id, status=Violation.Status.OPEN)
+        .select_related("rule")
+        .only("severity", "source_trusted", "reported_at", "rule")
+        .annotate(severity_rank=severity_rank_expression())
+        .order_by("-severity_rank", "-rule__auto_action", "-rule__act_first", "-reported_at", "-id")
+        .first()
+    )
 
 
 def recommend(rule: Rule, severity: str, case: Case, trusted: bool, now: datetime) -> ladder.Recommendation:
