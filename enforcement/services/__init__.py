@@ -35,6 +35,7 @@ from enforcement.services.actions import (
 )
 from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_decide, check_appeal_submit
 from enforcement.services.cases import CASE_FIELDS, case_assign, case_comment, case_refresh, case_resolve
+from enforcement.services.detectors import detectors_recheck
 from enforcement.services.edge_findings import GATE_SOURCE, EdgeFindings, edge_findings_report
 from enforcement.services.inventory import account_get, account_upsert, key_revoke, key_upsert
 from enforcement.services.key_state import (
@@ -70,7 +71,7 @@ __all__ = [
     "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_decide",
     "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
-    "edge_findings_report",
+    "detectors_recheck", "edge_findings_report",
     "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
     "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",
     "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",
