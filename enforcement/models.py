@@ -205,6 +205,8 @@ class Case(models.Model):
             models.Index(fields=["assignee", "status"]),
             models.Index(fields=["severity_rank", "review_due_at"]),
             models.Index(fields=["account", "opened_at"]),
+            models.Index(fields=["opened_at"], name="case_opened_at_idx"),  # the metrics' daily roll-up
+            models.Index(fields=["closed_at"], name="case_closed_at_idx"),
         ]
 
     def __str__(self) -> str:
@@ -255,6 +257,8 @@ class Violation(models.Model):
             models.Index(fields=["account", "reported_at"]),
             models.Index(fields=["case", "reported_at"]),
             models.Index(fields=["rule", "reported_at"]),
+            models.Index(fields=["reported_at"], name="violation_reported_at_idx"),  # the daily roll-up
+            models.Index(fields=["source", "reported_at"], name="violation_source_reported_idx"),  # precision
         ]
 
     def __str__(self) -> str:
@@ -324,6 +328,10 @@ class EnforcementAction(models.Model):
             models.Index(fields=["status", "scheduled_at"]),
             models.Index(fields=["status", "expires_at"]),
             models.Index(fields=["status", "remediation_deadline"]),
+            # The metrics' daily roll-up: proposals, approvals and applications of a day.
+            models.Index(fields=["created_at"], name="action_created_at_idx"),
+            models.Index(fields=["approved_at"], name="action_approved_at_idx"),
+            models.Index(fields=["applied_at"], name="action_applied_at_idx"),
         ]
         permissions = [
             ("work_case", "Can work cases: report, assign, comment, resolve, dismiss"),
@@ -361,7 +369,8 @@ class Appeal(models.Model):
 
     class Meta:
         ordering = ["submitted_at"]
-        indexes = [models.Index(fields=["status", "submitted_at"]), models.Index(fields=["status", "due_at"])]
+        indexes = [models.Index(fields=["status", "submitted_at"]), models.Index(fields=["status", "due_at"]),
+                   models.Index(fields=["decided_at"], name="appeal_decided_at_idx")]
 
     def __str__(self) -> str:
         return f"Appeal #{self.pk} of action #{self.action_id}"
@@ -557,3 +566,31 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DailyFigure(models.Model):
+    """A day's roll-up of one figure (UTC days), so the metrics of a year read a few thousand rows, not a
+    million cases. Recomputed for recent days, idempotently, by beat (``services.metrics_rollup``); each fact is
+    counted on the day it happened (a report received, a case opened or closed, a first review, an approval, an
+    action applied, an appeal decided), so a day once past does not change.
+
+    ``figure`` names what is counted; ``rule`` and ``dim`` break it down (a rule's code, a source, a severity, an
+    action's kind, a staff member); ``waits`` is a histogram of waits in seconds for the timed figures
+    (``{bucket's lower bound: count}``; see ``services.rollups.wait_bucket``)."""
+
+    day = models.DateField()
+    figure = models.CharField(max_length=32)
+    rule = models.CharField(max_length=64, blank=True)
+    dim = models.CharField(max_length=200, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    waits = models.JSONField(default=dict, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day", "figure", "rule", "dim"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "figure", "rule", "dim"], name="daily_figure_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.figure} {self.rule}/{self.dim}: {self.count}"

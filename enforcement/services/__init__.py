@@ -45,6 +45,7 @@ from enforcement.services.key_state import (
     restricts_key,
 )
 from enforcement.services.recommendations import recommendation_for, strikes_for, strikes_for_cases
+from enforcement.services.rollups import metrics_rollup, rollup_day
 from enforcement.services.rules import RULE_FIELDS, rule_save
 from enforcement.services.simulation import (
     MAX_STRIKE_WINDOW_DAYS,
@@ -71,7 +72,7 @@ __all__ = [
     "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_decide",
     "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
-    "detectors_recheck", "edge_findings_report",
+    "detectors_recheck", "edge_findings_report", "metrics_rollup", "rollup_day",
     "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for", "restrictions_for",
     "restricts_key", "rule_save", "service_token_create", "service_token_revoke", "strikes_for",
     "strikes_for_cases", "sweep", "violation_dismiss", "violation_report", "violation_report_batch",

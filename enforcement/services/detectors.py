@@ -70,15 +70,27 @@ def source_record(name: str, *, counts: dict[str, int] | None = None) -> SourceR
     reports = with_outcome(Violation.objects.filter(source=name))
     if counts is None:
         counts = dict(reports.order_by().values_list("outcome").annotate(n=Count("id")))
-    recent = list(
-        reports.exclude(outcome=PENDING).order_by("-reported_at", "-id")
-        .values_list("outcome", flat=True)[: settings.DETECTOR_MIN_DECIDED]
-    )
+    recent = recent_precision(name)
     return SourceRecord(
         reports=sum(counts.values()), actioned=counts.get(ACTIONED, 0), dismissed=counts.get(DISMISSED, 0),
-        overturned=counts.get(OVERTURNED, 0), recent_decided=len(recent),
-        precision=round(recent.count(ACTIONED) / len(recent), 4) if recent else None,
+        overturned=counts.get(OVERTURNED, 0), recent_decided=recent.recent_decided, precision=recent.precision,
     )
+
+
+@dataclass(frozen=True)
+class RecentPrecision:
+    recent_decided: int
+    precision: float | None
+
+
+def recent_precision(name: str) -> RecentPrecision:
+    """The actioned share of a source's last ``DETECTOR_MIN_DECIDED`` decided reports: one query, walking back
+    its reports on (source, reported_at) until it has them."""
+    recent = list(
+        with_outcome(Violation.objects.filter(source=name)).exclude(outcome=PENDING).order_by("-reported_at", "-id")
+        .values_list("outcome", flat=True)[: settings.DETECTOR_MIN_DECIDED]
+    )
+    return RecentPrecision(len(recent), round(recent.count(ACTIONED) / len(recent), 4) if recent else None)
 
 
 def source_may_act_first(source_name: str) -> bool:
