@@ -5,6 +5,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from unittest import mock
 
+from django.db import transaction
+
 from enforcement.audit import audit_record
 from enforcement.models import Appeal
 from tests.factories import AccountFactory, CaseFactory, EnforcementActionFactory, ViolationFactory, rule
@@ -25,7 +27,7 @@ def clock(when: datetime):
 
 
 def _event(actor, verb: str, case, when: datetime, *, deadline: datetime | None = None):
-    with clock(when):
+    with clock(when), transaction.atomic():
         audit_record(actor=actor, verb=verb, target=case, case=case, account=case.account,
                      before={"review_due_at": deadline.isoformat()} if deadline else None)
 
@@ -121,3 +123,50 @@ EXPECTED = {
         {"source": "det-b", "reports": 1, "precision": None, "decided": 0, "act_first_allowed": True},
     ],
 }
+
+
+def build_weeks(*, first: datetime, days: int, agent, lead, second_lead) -> None:
+    """A fuller history for the screenshot: every day, reports of four rules from three sources, cases reviewed
+    after varied waits, actions proposed and approved, appeals decided (deterministic, about 300 rows)."""
+    from datetime import timedelta
+
+    from enforcement.actors import Actor
+
+    rules = ["spam-fraud", "key-exposure", "secrets-in-events", "security-abuse"]
+    sources = ["abuse-detector", "fraud-model", "github-secret-scanning"]
+    severities = ["low", "medium", "high", "critical"]
+    kinds = ["warning", "throttle", "suspend", "suspend"]
+    n = 0
+    for d in range(days):
+        day = first + timedelta(days=d)
+        for r, code in enumerate(rules):
+            for s, source in enumerate(sources):
+                for k in range((d * d * 3 + d * r * 5 + r * 7 + s * s * 11 + d // 5) % (6 - s - (r == 3) * 2)):
+                    n += 1
+                    opened = day + timedelta(hours=8 + (n % 9), minutes=n % 60)
+                    severity = severities[(r + k) % 4]
+                    case = CaseFactory(account=AccountFactory(), severity=severity, opened_at=opened,
+                                       status="closed" if n % 3 else "actioned",
+                                       closed_at=opened + timedelta(hours=20) if n % 3 else None)
+                    noisy = source == "fraud-model" and n % 4 == 1
+                    ViolationFactory(account=case.account, case=case, rule=rule(code), severity=severity,
+                                     source=source, external_id=f"weeks-{n}", reported_at=opened, observed_at=opened,
+                                     status="dismissed" if noisy else "open")
+                    if n % 5 == 4 or noisy:
+                        continue  # still waiting, or dismissed
+                    wait = timedelta(minutes=[12, 25, 40, 75, 150, 320][n % 6] * (1 + (3 - severities.index(severity))))
+                    kind = kinds[(r + k) % 4]
+                    by = [agent, lead][n % 2]
+                    approved = kind == "suspend" and by == agent
+                    created = opened + wait
+                    _event(Actor.for_user(by), "case.reviewed", case, created,
+                           deadline=opened + timedelta(hours=[72, 24, 4, 1][severities.index(severity)]))
+                    applied = created + timedelta(minutes=30 + n % 90) if approved else created
+                    action = EnforcementActionFactory(
+                        case=case, kind=kind, created_at=created, applied_at=applied, requested_by=by,
+                        approved_by=lead if approved else None, approved_at=applied if approved else None,
+                        decided_under={"rules": {code: 1}})
+                    if kind == "suspend" and n % 4 == 0:
+                        Appeal.objects.create(action=action, case=case, message="m",
+                                              status="overturned" if n % 8 == 0 else "upheld",
+                                              decided_by=second_lead, decided_at=applied + timedelta(hours=30))
