@@ -7,7 +7,8 @@ Each is a handful of grouped queries, whatever the size of the tables' history i
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Count, Max, Sum
+from django.db import connection
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from enforcement.models import (
@@ -71,7 +72,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 def summary(*, since: datetime, until: datetime, now: datetime | None = None) -> dict:
     """The team's figures over the UTC days of [since, until), read from the daily roll-up
-    (``services.rollups``: each fact on the day it happened) in eight queries, plus two per detector shown.
+    (``services.rollups``: each fact on the day it happened) in six queries, plus one per detector shown.
 
     Time to first review: the first reviews made in the period (from the case's opening to its first
     ``case.reviewed`` event or first staff action), by severity. SLA: those first reviews by their deadline
@@ -83,30 +84,35 @@ def summary(*, since: datetime, until: datetime, now: datetime | None = None) ->
     first, last = days_of(since, until)
     start, end = datetime.combine(first, time.min, tzinfo=UTC), datetime.combine(last, time.min, tzinfo=UTC)
     end += timedelta(days=1)
-    rows = DailyFigure.objects.filter(day__gte=first, day__lte=last)
+    per_day_figures = (rollups.REPORTS_BY_RULE, rollups.REPORTS_BY_SOURCE, rollups.CASES_OPENED,
+                       rollups.CASES_CLOSED)
     timed = (rollups.FIRST_REVIEW, rollups.APPROVAL)
 
-    totals: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
-    for figure, rule, dim, n in (rows.exclude(figure__in=(rollups.COMPUTED, *timed)).order_by()
-                                 .values_list("figure", "rule", "dim").annotate(n=Sum("count"))):
-        totals[figure][(rule, dim)] = n
-    waits: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    for figure, dim, histogram in rows.filter(figure__in=timed).values_list("figure", "dim", "waits"):
-        waits[figure][dim].update({int(bucket): n for bucket, n in histogram.items()})
+    # The figures per day: a row a day, figure and breakdown.
     day_list = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     per_day = {day: {"day": day.isoformat(), "reports": 0, "reports_by_rule": {}, "reports_by_source": {},
                      "cases_opened": 0, "cases_closed": 0} for day in day_list}
-    for day, rule, n in (rows.filter(figure=rollups.REPORTS).order_by().values_list("day", "rule")
-                         .annotate(n=Sum("count"))):
-        per_day[day]["reports_by_rule"][rule] = n
-        per_day[day]["reports"] += n
-    for day, source, n in (rows.filter(figure=rollups.REPORTS).order_by().values_list("day", "dim")
-                           .annotate(n=Sum("count"))):
-        per_day[day]["reports_by_source"][source] = n
-    for day, figure, n in (rows.filter(figure__in=(rollups.CASES_OPENED, rollups.CASES_CLOSED)).order_by()
-                           .values_list("day", "figure").annotate(n=Sum("count"))):
-        per_day[day][figure] = n
-    rolled_up_at = rows.filter(figure=rollups.COMPUTED).aggregate(at=Max("computed_at"))["at"]
+    totals: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+    days = DailyFigure.objects.filter(span=DailyFigure.Span.DAY, day__gte=first, day__lte=last)
+    for day, figure, rule, dim, n in (days.filter(figure__in=per_day_figures).order_by()
+                                      .values_list("day", "figure", "rule", "dim", "count")):
+        entry = per_day[day]
+        if figure == rollups.REPORTS_BY_RULE:
+            entry["reports_by_rule"][rule] = n
+            entry["reports"] += n
+        elif figure == rollups.REPORTS_BY_SOURCE:
+            entry["reports_by_source"][dim] = n
+        else:
+            entry[figure] += n
+        totals[figure][(rule, dim)] = totals[figure].get((rule, dim), 0) + n
+
+    # The rest over the period: whole months from their month rows, the days at either end from theirs.
+    covered = _span_rows(first, last).exclude(figure__in=(rollups.COMPUTED, *per_day_figures))
+    for figure, rule, dim, n in (covered.exclude(figure__in=timed).order_by()
+                                 .values_list("figure", "rule", "dim").annotate(n=Sum("count"))):
+        totals[figure][(rule, dim)] = n
+    waits = _merged_waits(covered.filter(figure__in=timed))
+    rolled_up_at = days.filter(figure=rollups.COMPUTED).aggregate(at=Max("computed_at"))["at"]
     overdue = dict(Case.objects.overdue(now).filter(review_due_at__gte=start, review_due_at__lt=end).order_by()
                    .values_list("severity").annotate(n=Count("id")))
 
@@ -148,7 +154,7 @@ def summary(*, since: datetime, until: datetime, now: datetime | None = None) ->
         for username, n in by(figure).items():
             staff.setdefault(username, {"staff": username, "cases_handled": 0, "actions_proposed": 0,
                                         "approvals": 0, "appeals_decided": 0})[field] = n
-    reports_by_source = by(rollups.REPORTS, rule=None)
+    reports_by_source = by(rollups.REPORTS_BY_SOURCE)
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
@@ -156,7 +162,7 @@ def summary(*, since: datetime, until: datetime, now: datetime | None = None) ->
         "rolled_up_at": rolled_up_at.isoformat() if rolled_up_at else None,
         "reports": {
             "total": sum(reports_by_source.values()),
-            "by_rule": by(rollups.REPORTS, rule=None, key="rule"),
+            "by_rule": by(rollups.REPORTS_BY_RULE, rule=None, key="rule"),
             "by_source": reports_by_source,
         },
         "cases": {
@@ -198,6 +204,39 @@ def summary(*, since: datetime, until: datetime, now: datetime | None = None) ->
     }
 
 
+def _span_rows(first: date, last: date):
+    """The roll-up's rows covering the days first..last: the month rows of the whole months among them, the day
+    rows of the other days."""
+    months_from = rollups.month_start(first) if first.day == 1 else rollups.next_month(first)
+    months_to = months_from  # exclusive
+    while rollups.next_month(months_to) <= last + timedelta(days=1):
+        months_to = rollups.next_month(months_to)
+    day_rows = Q(span=DailyFigure.Span.DAY, day__gte=first, day__lte=last)
+    if months_to == months_from:
+        return DailyFigure.objects.filter(day_rows)
+    return DailyFigure.objects.filter(
+        (day_rows & ~Q(day__gte=months_from, day__lt=months_to))
+        | Q(span=DailyFigure.Span.MONTH, day__gte=months_from, day__lt=months_to))
+
+
+def _merged_waits(rows) -> dict[str, dict[str, Counter]]:
+    """The wait histograms of ``rows`` summed by figure and breakdown: on PostgreSQL in the query (jsonb_each),
+    elsewhere here."""
+    waits: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    if connection.vendor == "postgresql":
+        sql, params = rows.order_by().values("id").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT f.figure, f.dim, w.key::integer, sum(w.value::integer) FROM enforcement_dailyfigure f "
+                f"CROSS JOIN LATERAL jsonb_each_text(f.waits) w WHERE f.id IN ({sql}) GROUP BY 1, 2, 3", params)
+            for figure, dim, bucket, n in cursor.fetchall():
+                waits[figure][dim][bucket] += n
+        return waits
+    for figure, dim, histogram in rows.values_list("figure", "dim", "waits"):
+        waits[figure][dim].update({int(bucket): n for bucket, n in histogram.items()})
+    return waits
+
+
 MAX_DETECTORS = 20
 
 
@@ -215,14 +254,15 @@ def detector_figures(reports_by_source: dict[str, int]) -> list[dict]:
     return out
 
 
-def gauges(*, now: datetime | None = None) -> dict:
-    """The state of the moment, for Prometheus and the charts: four grouped queries."""
+def gauges(*, now: datetime | None = None, actions: bool = True) -> dict:
+    """The state of the moment, for Prometheus and the charts: four grouped queries (three without ``actions``,
+    the count of every action in force, which the metrics page leaves to Prometheus: it reads the whole table)."""
     now = now or timezone.now()
     outbox = dict(Notification.objects.filter(status__in=OUTBOX_STATUSES)
                   .order_by().values_list("status").annotate(n=Count("id")))
     actions = {(kind, status): n for kind, status, n in (
         EnforcementAction.objects.filter(status__in=[ActionStatus.APPLIED, ActionStatus.FAILED]).order_by()
-        .values_list("kind", "status").annotate(n=Count("id")))}
+        .values_list("kind", "status").annotate(n=Count("id")))} if actions else {}
     open_cases = dict(Case.objects.open().order_by().values_list("severity").annotate(n=Count("id")))
     return {
         "outbox": {status: outbox.get(status, 0) for status in OUTBOX_STATUSES},

@@ -570,14 +570,20 @@ class Source(models.Model):
 
 class DailyFigure(models.Model):
     """A day's roll-up of one figure (UTC days), so the metrics of a year read a few thousand rows, not a
-    million cases. Recomputed for recent days, idempotently, by beat (``services.metrics_rollup``); each fact is
-    counted on the day it happened (a report received, a case opened or closed, a first review, an approval, an
-    action applied, an appeal decided), so a day once past does not change.
+    million cases; and each month's sum of its days (``span`` "month", ``day`` its first day), so a long period
+    reads a row a month. Recomputed for recent days, idempotently, by beat (``services.metrics_rollup``); each
+    fact is counted on the day it happened (a report received, a case opened or closed, a first review, an
+    approval, an action applied, an appeal decided), so a day once past does not change.
 
     ``figure`` names what is counted; ``rule`` and ``dim`` break it down (a rule's code, a source, a severity, an
     action's kind, a staff member); ``waits`` is a histogram of waits in seconds for the timed figures
     (``{bucket's lower bound: count}``; see ``services.rollups.wait_bucket``)."""
 
+    class Span(models.TextChoices):
+        DAY = "day", "Day"
+        MONTH = "month", "Month"
+
+    span = models.CharField(max_length=5, choices=Span.choices, default=Span.DAY)
     day = models.DateField()
     figure = models.CharField(max_length=32)
     rule = models.CharField(max_length=64, blank=True)
@@ -587,10 +593,11 @@ class DailyFigure(models.Model):
     computed_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["day", "figure", "rule", "dim"]
+        ordering = ["span", "day", "figure", "rule", "dim"]
         constraints = [
-            models.UniqueConstraint(fields=["day", "figure", "rule", "dim"], name="daily_figure_unique"),
+            models.UniqueConstraint(fields=["span", "day", "figure", "rule", "dim"], name="daily_figure_unique"),
         ]
+        indexes = [models.Index(fields=["span", "figure", "day"], name="daily_figure_by_figure_idx")]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.figure} {self.rule}/{self.dim}: {self.count}"
+        return f"{self.span} {self.day} {self.figure} {self.rule}/{self.dim}: {self.count}"

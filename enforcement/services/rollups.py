@@ -7,7 +7,8 @@ its opening and whether it met its deadline), an approval (by the action's kind,
 proposal), an action applied (by kind, and by each rule it was decided under), an appeal decided (upheld or
 overturned, likewise), and each staff member's work (cases reviewed or resolved, actions proposed, approvals,
 appeals decided). So recomputing the last two days every few minutes keeps the roll-up exact; a day is replaced
-whole, in one transaction, and a run may be repeated or overlap another (``metrics_rollup``). Waits are kept as
+whole, in one transaction, and a run may be repeated or overlap another (``metrics_rollup``). Each month touched
+is then summed again from its days, so a long period reads a row a month and a figure. Waits are kept as
 histograms (``wait_bucket``), from which a period's percentiles are read.
 
 Derived data, not a decision: nothing here is audited, and rebuilding it (``manage.py rollup_metrics``) changes
@@ -19,13 +20,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from enforcement import sla
 from enforcement.models import Appeal, AuditEvent, Case, DailyFigure, EnforcementAction, Violation
 
-REPORTS = "reports"  # rule: the rule's code, dim: the source
+REPORTS_BY_RULE = "reports_rule"  # rule: the rule's code
+REPORTS_BY_SOURCE = "reports_source"  # dim: the source
 CASES_OPENED = "cases_opened"  # dim: the case's severity
 CASES_CLOSED = "cases_closed"  # dim: the case's severity
 FIRST_REVIEW = "first_review"  # dim: severity; waits from the opening
@@ -111,7 +113,8 @@ def day_figures(day: date) -> _Day:
     out = _Day()
     for rule, source, n in (Violation.objects.filter(reported_at__gte=start, reported_at__lt=end).order_by()
                             .values_list("rule__code", "source").annotate(n=Count("id"))):
-        out.add(REPORTS, rule, source, n)
+        out.add(REPORTS_BY_RULE, rule, "", n)
+        out.add(REPORTS_BY_SOURCE, "", source, n)
     for figure, field in ((CASES_OPENED, "opened_at"), (CASES_CLOSED, "closed_at")):
         for severity, n in (Case.objects.filter(**{f"{field}__gte": start, f"{field}__lt": end}).order_by()
                             .values_list("severity").annotate(n=Count("id"))):
@@ -165,18 +168,46 @@ def day_figures(day: date) -> _Day:
     return out
 
 
-def rollup_day(day: date, *, now: datetime | None = None) -> int:
-    """Replace ``day``'s rows with freshly counted ones (one transaction); the number of rows. A run that meets
-    another writing the same day leaves it that one's rows (they count the same facts)."""
-    now = now or timezone.now()
-    rows = day_figures(day).rows(day, now)
+def _replace(span: str, day: date, rows: list[DailyFigure]) -> int:
+    """Replace a day's (or a month's) rows in one transaction; a run that meets another writing the same rows
+    leaves it that one's (they count the same facts)."""
     try:
         with transaction.atomic():
-            DailyFigure.objects.filter(day=day).delete()
+            DailyFigure.objects.filter(span=span, day=day).delete()
             DailyFigure.objects.bulk_create(rows)
     except IntegrityError:
         return 0
     return len(rows)
+
+
+def rollup_day(day: date, *, now: datetime | None = None) -> int:
+    """Replace ``day``'s rows with freshly counted ones; the number of rows."""
+    return _replace(DailyFigure.Span.DAY, day, day_figures(day).rows(day, now or timezone.now()))
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def rollup_month(first: date, *, now: datetime | None = None) -> int:
+    """Sum the days of the month starting ``first`` into its month rows (two queries and a write)."""
+    now = now or timezone.now()
+    days = DailyFigure.objects.filter(span=DailyFigure.Span.DAY, day__gte=first, day__lt=next_month(first))
+    rows = [DailyFigure(span=DailyFigure.Span.MONTH, day=first, figure=figure, rule=rule, dim=dim, count=n,
+                        computed_at=now)
+            for figure, rule, dim, n in (days.exclude(figure=COMPUTED).order_by()
+                                         .values_list("figure", "rule", "dim").annotate(n=Sum("count")))]
+    waits: dict[tuple, Counter] = defaultdict(Counter)
+    for figure, rule, dim, histogram in (days.filter(figure__in=(FIRST_REVIEW, APPROVAL))
+                                         .values_list("figure", "rule", "dim", "waits")):
+        waits[(figure, rule, dim)].update(histogram)
+    for row in rows:
+        row.waits = dict(waits.get((row.figure, row.rule, row.dim), {}))
+    return _replace(DailyFigure.Span.MONTH, first, rows)
 
 
 def _first_day_with_data() -> date | None:
@@ -193,7 +224,8 @@ def metrics_rollup(*, since: date | None = None, until: date | None = None, now:
     today = now.astimezone(UTC).date()
     until = min(until or today, today)
     if since is None:
-        last = DailyFigure.objects.filter(figure=COMPUTED).aggregate(day=Max("day"))["day"]
+        last = (DailyFigure.objects.filter(span=DailyFigure.Span.DAY, figure=COMPUTED)
+                .aggregate(day=Max("day"))["day"])
         since = (min(last, today) - timedelta(days=1)) if last else (_first_day_with_data() or today)
     days = []
     day = since
@@ -201,4 +233,6 @@ def metrics_rollup(*, since: date | None = None, until: date | None = None, now:
         rollup_day(day, now=now)
         days.append(day)
         day += timedelta(days=1)
+    for first in sorted({month_start(day) for day in days}):
+        rollup_month(first, now=now)
     return days

@@ -48,18 +48,32 @@ def test_a_period_counts_whole_utc_days(history):
 
 
 def test_the_summary_reads_the_roll_up_in_a_few_queries(history, django_assert_num_queries):
-    # 8 queries for the figures, and one per detector shown for its precision.
-    with django_assert_num_queries(8 + 3):
+    # 6 queries for the figures, and one per detector shown for its precision.
+    with django_assert_num_queries(6 + 3):
         metrics.summary(since=SINCE, until=UNTIL)
 
 
+def test_a_whole_month_reads_its_month_rows_and_counts_the_same(history):
+    from datetime import UTC, datetime
+
+    assert DailyFigure.objects.filter(span="month", day=date(2026, 11, 1)).exists()
+    month = metrics.summary(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 12, 1, tzinfo=UTC))
+    days = metrics.summary(since=at(D0, "00:00"), until=at(D2, "23:00"))
+    assert len(month["per_day"]) == 30
+    for field in ("reports", "cases", "review", "approval", "sla", "actions", "appeals", "staff", "detectors"):
+        assert month[field] == days[field], field
+    # Across months: the end days of October and December from their day rows, November from its month rows.
+    across = metrics.summary(since=datetime(2026, 10, 20, tzinfo=UTC), until=datetime(2026, 12, 3, tzinfo=UTC))
+    assert across["reports"] == days["reports"] and across["review"] == days["review"]
+
+
 def test_the_roll_up_is_idempotent_and_recomputes_recent_days(history):
-    rows = list(DailyFigure.objects.order_by("day", "figure", "rule", "dim")
-                .values_list("day", "figure", "rule", "dim", "count", "waits"))
+    rows = list(DailyFigure.objects.order_by("span", "day", "figure", "rule", "dim")
+                .values_list("span", "day", "figure", "rule", "dim", "count", "waits"))
     assert services.metrics_rollup(since=date(2026, 11, 9), until=date(2026, 11, 11), now=at(D2, "23:59")) == [
         date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 11)]
-    assert rows == list(DailyFigure.objects.order_by("day", "figure", "rule", "dim")
-                        .values_list("day", "figure", "rule", "dim", "count", "waits"))
+    assert rows == list(DailyFigure.objects.order_by("span", "day", "figure", "rule", "dim")
+                        .values_list("span", "day", "figure", "rule", "dim", "count", "waits"))
     # A late report of the 11th: the next run redoes the day before its last one and that one, not the 9th.
     ViolationFactory(rule=rule("spam-fraud"), source="det-b", reported_at=at(D2, "22:00"))
     assert services.metrics_rollup(now=at(D2, "23:59")) == [date(2026, 11, 10), date(2026, 11, 11)]

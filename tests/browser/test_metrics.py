@@ -29,7 +29,7 @@ def test_a_lead_sees_the_metrics_as_charts(open_session, screenshot, console_dat
     page.click("#metrics-link")
     page.wait_for_url("**/admin/metrics/")
     charts = page.locator("#charts figure.chart")
-    expect(charts).to_have_count(14)
+    expect(charts).to_have_count(13)
     expect(page.locator('[data-chart="open-cases-by-severity-now"] svg rect')).to_have_count(4)
     page.fill('#period input[name="since"]', "2026-10-19")
     page.fill('#period input[name="until"]', "2026-11-15")
