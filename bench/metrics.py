@@ -160,8 +160,12 @@ def measure(fn, rounds: int) -> tuple[float, int, object]:
     from django.db import connection
 
     queries = []  # counted as they are sent (the request signals clear Django's own query log)
-    with connection.execute_wrapper(lambda execute, sql, params, many, context: (queries.append(sql),
-                                                                                  execute(sql, params, many, context))[1]):
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
         result = fn()
     timings = []
     for _ in range(rounds):
