@@ -132,8 +132,8 @@ def test_staff_are_emailed_once_when_a_detector_loses_act_first_and_once_when_it
     for _ in range(4):
         violation = noisy_report(as_trusted_detector)
         run_on_commit(services.action_propose, actor=as_lead, case_id=violation.case_id, kind="warning", reason="ok")
-    assert run_on_commit(services.detectors_recheck) == ["noisy"]
-    assert run_on_commit(services.detectors_recheck) == []
+    assert run_on_commit(services.sweep).restored_sources == ["noisy"]  # the sweep rechecks it
+    assert run_on_commit(services.sweep).restored_sources == []
     assert Source.objects.get(name="noisy").act_first_withheld_at is None
     restored = Notification.objects.get(template="staff_detector_act_first", context__withheld=False)
     assert restored.context["precision"] == 1.0

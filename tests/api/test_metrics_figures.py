@@ -116,3 +116,16 @@ def test_the_rollup_command(history, capsys):
     with pytest.raises(Exception, match="a day such as"):
         call_command("rollup_metrics", "--since", "yesterday")
     assert DailyFigure.objects.filter(day=date(2026, 11, 10) + timedelta(days=1), figure="computed").count() == 1
+
+
+def test_beat_rolls_up_the_metrics(settings, history):
+    from enforcement import tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["metrics-rollup"]
+    assert entry["task"] == "enforcement.tasks.metrics_rollup" and entry["schedule"].total_seconds() == 300
+    # Run now (December), it picks up from the day before the last day rolled up: 10 November to today.
+    from django.utils import timezone
+
+    expected = (timezone.now().date() - date(2026, 11, 10)).days + 1
+    assert tasks.metrics_rollup() == expected
+    assert DailyFigure.objects.filter(span="day", figure="computed", day=timezone.now().date()).exists()
