@@ -108,14 +108,16 @@ def daily_chart(title: str, days: list[str], series: dict[str, list[float]], *, 
     labels = []
     if days:
         for i in sorted({0, (n - 1) // 2, n - 1}):
-            labels.append({"x": round(PLOT_LEFT + (i + 0.5) * slot, 1), "label": days[i][5:]})
+            anchor = "end" if i == n - 1 and n > 1 else "start" if i == 0 and n > 1 else "middle"
+            labels.append({"x": round(PLOT_LEFT + (i + 0.5) * slot, 1), "label": days[i][5:], "anchor": anchor})
     height = PLOT_TOP + PLOT_HEIGHT + 20
     parts = ['<g class="axis">']
     for tick in ticks:
         parts.append(f'<line x1="{PLOT_LEFT}" x2="{PLOT_LEFT + PLOT_WIDTH}" y1="{tick["y"]}" y2="{tick["y"]}"></line>'
                      f'<text x="{PLOT_LEFT - 4}" y="{tick["y"]}" text-anchor="end" dy="4">{tick["label"]}</text>')
     for label in labels:
-        parts.append(f'<text x="{label["x"]}" y="{height - 4}" text-anchor="middle">{escape(label["label"])}</text>')
+        parts.append(f'<text x="{label["x"]}" y="{height - 4}" text-anchor="{label["anchor"]}">'
+                     f'{escape(label["label"])}</text>')
     parts.append("</g>")
     for path in paths:
         paint = (f'fill="{path["colour"]}"' if stacked else f'fill="none" stroke="{path["colour"]}" stroke-width="2"')

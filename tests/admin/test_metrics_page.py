@@ -80,3 +80,13 @@ def test_every_chart_is_drawn_or_says_nothing_in_the_period(history):
     assert all(c["empty"] for c in empty[:11])
     full = metrics_charts(metrics.summary(since=at(D1, "00:00"), until=at("2026-11-12", "00:00")), metrics.gauges())
     assert not any(c["empty"] for c in full[:11])
+
+
+def test_names_from_detectors_are_escaped_in_the_charts(lead_client, history):
+    from tests.factories import ViolationFactory, rule
+
+    ViolationFactory(rule=rule("spam-fraud"), source='<img src=x onerror="alert(1)">', reported_at=at(D2, "10:00"))
+    services.metrics_rollup(now=at(D2, "23:59"))
+    page = lead_client.get(PERIOD).content.decode()
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert '<img src=x onerror="alert(1)">' not in page
