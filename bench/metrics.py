@@ -95,7 +95,7 @@ HISTORY_SQL = [
                     g %% 4 >= 2 AS approved,
                     %(t0)s + g * %(step)s * interval '1 second' + (g * 7919 %% 14400) * interval '1 second'
                         AS created
-             FROM generate_series(1, %(cases)s - %(open)s) g) s""",
+             FROM generate_series(1::bigint, %(cases)s - %(open)s) g) s""",
     # A case.reviewed event for every other closed case, with the deadline in force.
     """INSERT INTO enforcement_auditevent (created_at, actor_type, actor_user_id, actor_label, verb, target_type,
                                           target_id, case_id, account_id, before, after, note)
@@ -106,7 +106,7 @@ HISTORY_SQL = [
                                                           'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')),
               '{"review_due_at": null}'::jsonb, ''
        FROM (SELECT g, %(t0)s + g * %(step)s * interval '1 second' AS opened
-             FROM generate_series(2, %(cases)s - %(open)s, 2) g) s""",
+             FROM generate_series(2::bigint, %(cases)s - %(open)s, 2) g) s""",
     # An appeal for one action in twenty, decided a day after it was applied.
     """INSERT INTO enforcement_appeal (action_id, case_id, message, status, submitted_by_label, submitted_at,
                                       decided_by_id, decided_by_label, decided_at, decision_note)
@@ -209,6 +209,7 @@ def main() -> None:
         if not args.reuse:
             build_history(args.cases)
             print(f"setup: {time.perf_counter() - started:.0f} s")
+        if not DailyFigure.objects.exists():
             started = time.perf_counter()
             days = services.metrics_rollup()
             print(f"roll-up of every day with data ({len(days)} days, as beat's first run): "
