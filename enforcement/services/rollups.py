@@ -232,7 +232,9 @@ def metrics_rollup(*, since: date | None = None, until: date | None = None, now:
     while day <= until:
         rollup_day(day, now=now)
         days.append(day)
+        if day == until or next_month(day) == day + timedelta(days=1):
+            # The month is summed once its days in this run are done: a run stopped half way (a time limit)
+            # leaves no month short of days it counted, and the next run starts again before where it stopped.
+            rollup_month(month_start(day), now=now)
         day += timedelta(days=1)
-    for first in sorted({month_start(day) for day in days}):
-        rollup_month(first, now=now)
     return days

@@ -129,3 +129,13 @@ def test_beat_rolls_up_the_metrics(settings, history):
     expected = (timezone.now().date() - date(2026, 11, 10)).days + 1
     assert tasks.metrics_rollup() == expected
     assert DailyFigure.objects.filter(span="day", figure="computed", day=timezone.now().date()).exists()
+
+
+def test_each_month_a_run_touches_is_summed_from_its_days(history):
+    DailyFigure.objects.filter(span="month").delete()
+    services.metrics_rollup(since=date(2026, 10, 30), until=date(2026, 11, 10), now=at(D2, "23:59"))
+    # October has nothing to sum; November's row sums every day row it has (the 11th's from the earlier run).
+    assert set(DailyFigure.objects.filter(span="month").values_list("day", flat=True)) == {date(2026, 11, 1)}
+    november = dict(DailyFigure.objects.filter(span="month", day=date(2026, 11, 1), figure="reports_source")
+                    .values_list("dim", "count"))
+    assert november == {"agent-x": 1, "det-a": 4, "det-b": 1}
