@@ -266,6 +266,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=60),
         "kwargs": {"window_seconds": 900},
     },
+    # The metrics' daily roll-up (enforcement/services/rollups.py): today's figures are at most this old.
+    "metrics-rollup": {
+        "task": "enforcement.tasks.metrics_rollup",
+        "schedule": timedelta(seconds=env_int("METRICS_ROLLUP_INTERVAL_SECONDS", 300, minimum=10)),
+    },
     "service-token-use": {"task": "enforcement.tasks.record_token_use", "schedule": timedelta(seconds=60)},
     # A flushed or empty edge store is noticed and rebuilt within this many seconds.
     "edge-rebuild-if-lost": {

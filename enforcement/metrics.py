@@ -4,24 +4,26 @@ Reads shared by the API (``/api/v1/metrics/summary/``, ``/metrics``) and the adm
 Each is a handful of grouped queries, whatever the size of the tables' history in the period.
 """
 
-from datetime import UTC, datetime, timedelta
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, time, timedelta
 
-from django.conf import settings
-from django.db.models import Count, Min
+from django.db import connection
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
-from enforcement import sla
 from enforcement.models import (
     ActionKind,
     ActionStatus,
     Appeal,
-    AuditEvent,
     Case,
+    DailyFigure,
     EnforcementAction,
     Notification,
     Severity,
+    Source,
     Violation,
 )
+from enforcement.services import detectors, rollups
 
 DEFAULT_PERIOD = timedelta(days=30)
 OUTBOX_STATUSES = (Notification.Status.PENDING, Notification.Status.FAILED)
@@ -41,82 +43,226 @@ def period(since: datetime | None, until: datetime | None, *, now: datetime | No
     return since or until - DEFAULT_PERIOD, until
 
 
-def _first_reviews(case_ids) -> tuple[dict[int, datetime], dict[int, str]]:
-    """Each case's first review (the earlier of its first ``case.reviewed`` event and the first action a person
-    proposed on it), and the deadline recorded with that event: two queries."""
-    reviewed: dict[int, datetime] = {}
-    deadline_at_review: dict[int, str] = {}
-    for case_id, at, before in (AuditEvent.objects.filter(verb="case.reviewed", case_id__in=case_ids)
-                                .order_by("created_at", "id").values_list("case_id", "created_at", "before")):
-        if case_id not in reviewed:
-            reviewed[case_id] = at
-            deadline_at_review[case_id] = (before or {}).get("review_due_at")
-    for case_id, first in (EnforcementAction.objects.filter(case_id__in=case_ids, requested_by__isnull=False)
-                           .values("case_id").annotate(first=Min("created_at")).values_list("case_id", "first")):
-        if case_id not in reviewed or first < reviewed[case_id]:
-            reviewed[case_id] = first
-    return reviewed, deadline_at_review
+def days_of(since: datetime, until: datetime) -> tuple[date, date]:
+    """The UTC days a period covers: from since's day to the day of its last instant (until is exclusive)."""
+    return since.astimezone(UTC).date(), (until - timedelta(microseconds=1)).astimezone(UTC).date()
+
+
+def histogram_percentile(histogram: dict, fraction: float) -> int | None:
+    """Nearest-rank percentile of a wait histogram ({bucket's lower bound: count}): the bucket it falls in."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank = max(1, -(-total * fraction // 1))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return bucket
+    return None  # unreachable
+
+
+def _waits(histogram: dict) -> dict:
+    return {"p50_s": histogram_percentile(histogram, 0.5), "p90_s": histogram_percentile(histogram, 0.9)}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def summary(*, since: datetime, until: datetime, now: datetime | None = None) -> dict:
-    """Cases opened in [since, until): time to first review and the SLA; actions applied, appeals decided in it.
+    """The team's figures over the UTC days of [since, until), read from the daily roll-up
+    (``services.rollups``: each fact on the day it happened) in six queries, plus one per detector shown.
 
-    A case's first review is the earlier of its first ``case.reviewed`` event and the first action a person
-    proposed on it; its deadline is the one in force when it was reviewed (recorded with ``case.reviewed``), else
-    its severity's SLA from its opening. A case not reviewed and past its deadline is a breach too."""
+    Time to first review: the first reviews made in the period (from the case's opening to its first
+    ``case.reviewed`` event or first staff action), by severity. SLA: those first reviews by their deadline
+    (``on_time``) or after it, plus the cases not reviewed yet whose deadline passed in the period (``breaches``).
+    Time to approval: from the proposal to the approval, for the approvals of the period. Percentiles are
+    nearest-rank over the roll-up's histograms: to the minute under an hour, five minutes under a day, the hour
+    beyond (``wait_bucket``, rounded down)."""
     now = now or timezone.now()
-    cases = {c["id"]: c for c in Case.objects.filter(opened_at__gte=since, opened_at__lt=until)
-             .values("id", "opened_at", "severity", "review_due_at")}
-    reviewed, deadline_at_review = _first_reviews(cases)
-    waits, breaches, on_time = [], 0, 0
-    for case_id, case in cases.items():
-        recorded = deadline_at_review.get(case_id)
-        deadline = (datetime.fromisoformat(recorded) if recorded
-                    else sla.review_deadline(case["severity"], case["opened_at"],
-                                             sla_hours=settings.ENFORCEMENT["SLA_HOURS"]))
-        if case_id in reviewed:
-            waits.append((reviewed[case_id] - case["opened_at"]).total_seconds())
-            if reviewed[case_id] > deadline:
-                breaches += 1
-            else:
-                on_time += 1
-        elif case["review_due_at"] is not None and case["review_due_at"] < now:
-            breaches += 1
+    first, last = days_of(since, until)
+    start, end = datetime.combine(first, time.min, tzinfo=UTC), datetime.combine(last, time.min, tzinfo=UTC)
+    end += timedelta(days=1)
+    per_day_figures = (rollups.REPORTS_BY_RULE, rollups.REPORTS_BY_SOURCE, rollups.CASES_OPENED,
+                       rollups.CASES_CLOSED)
+    timed = (rollups.FIRST_REVIEW, rollups.APPROVAL)
 
-    applied = EnforcementAction.objects.filter(applied_at__gte=since, applied_at__lt=until)
-    by_kind = dict(applied.order_by().values_list("kind").annotate(n=Count("id")))
-    by_rule: dict[str, int] = {}
-    for decided_under in applied.values_list("decided_under", flat=True):
-        for code in (decided_under or {}).get("rules") or {}:
-            by_rule[code] = by_rule.get(code, 0) + 1
-    decided = Appeal.objects.filter(decided_at__gte=since, decided_at__lt=until).exclude(status=Appeal.Status.PENDING)
-    appeal_counts = dict(decided.order_by().values_list("status").annotate(n=Count("id")))
-    n_decided = sum(appeal_counts.values())
-    overturned = appeal_counts.get(Appeal.Status.OVERTURNED, 0)
+    # The figures per day: a row a day, figure and breakdown.
+    day_list = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    per_day = {day: {"day": day.isoformat(), "reports": 0, "reports_by_rule": {}, "reports_by_source": {},
+                     "cases_opened": 0, "cases_closed": 0} for day in day_list}
+    totals: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+    days = DailyFigure.objects.filter(span=DailyFigure.Span.DAY, day__gte=first, day__lte=last)
+    for day, figure, rule, dim, n in (days.filter(figure__in=per_day_figures).order_by()
+                                      .values_list("day", "figure", "rule", "dim", "count")):
+        entry = per_day[day]
+        if figure == rollups.REPORTS_BY_RULE:
+            entry["reports_by_rule"][rule] = n
+            entry["reports"] += n
+        elif figure == rollups.REPORTS_BY_SOURCE:
+            entry["reports_by_source"][dim] = n
+        else:
+            entry[figure] += n
+        totals[figure][(rule, dim)] = totals[figure].get((rule, dim), 0) + n
+
+    # The rest over the period: whole months from their month rows, the days at either end from theirs.
+    covered = _span_rows(first, last).exclude(figure__in=(rollups.COMPUTED, *per_day_figures))
+    for figure, rule, dim, n in (covered.exclude(figure__in=timed).order_by()
+                                 .values_list("figure", "rule", "dim").annotate(n=Sum("count"))):
+        totals[figure][(rule, dim)] = n
+    waits = _merged_waits(covered.filter(figure__in=timed))
+    rolled_up_at = days.filter(figure=rollups.COMPUTED).aggregate(at=Max("computed_at"))["at"]
+    overdue = dict(Case.objects.overdue(now).filter(review_due_at__gte=start, review_due_at__lt=end).order_by()
+                   .values_list("severity").annotate(n=Count("id")))
+
+    def by(figure: str, *, rule: str | None = "", key: str = "dim") -> dict:
+        out: dict[str, int] = {}
+        for (r, d), n in totals[figure].items():
+            if rule is not None and r != rule:
+                continue
+            if rule is None and r == "":
+                continue
+            label = d if key == "dim" else r
+            out[label] = out.get(label, 0) + n
+        return dict(sorted(out.items()))
+
+    reviews = waits[rollups.FIRST_REVIEW]
+    all_reviews = sum(reviews.values(), Counter())
+    on_time, late = by(rollups.SLA_ON_TIME), by(rollups.SLA_LATE)
+    approvals = waits[rollups.APPROVAL]
+    all_approvals = sum(approvals.values(), Counter())
+    appeals = by(rollups.APPEALS)
+    appeals_by_rule: dict[str, dict] = {}
+    for (rule, status), n in totals[rollups.APPEALS].items():
+        if rule:
+            entry = appeals_by_rule.setdefault(rule, {"decided": 0, "overturned": 0})
+            entry["decided"] += n
+            entry["overturned"] += n if status == Appeal.Status.OVERTURNED else 0
+    for entry in appeals_by_rule.values():
+        entry["overturn_rate"] = _rate(entry["overturned"], entry["decided"])
+    decided = sum(appeals.values())
+    overturned = appeals.get(Appeal.Status.OVERTURNED, 0)
+    actions_by_rule_kind: dict[str, dict[str, int]] = {}
+    for (rule, kind), n in sorted(totals[rollups.ACTIONS].items()):
+        if rule:
+            actions_by_rule_kind.setdefault(rule, {})[kind] = n
+
+    staff: dict[str, dict] = {}
+    for figure, field in ((rollups.STAFF_CASES, "cases_handled"), (rollups.STAFF_PROPOSED, "actions_proposed"),
+                          (rollups.STAFF_APPROVED, "approvals"), (rollups.STAFF_APPEALS, "appeals_decided")):
+        for username, n in by(figure).items():
+            staff.setdefault(username, {"staff": username, "cases_handled": 0, "actions_proposed": 0,
+                                        "approvals": 0, "appeals_decided": 0})[field] = n
+    reports_by_source = by(rollups.REPORTS_BY_SOURCE)
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
+        "days": {"first": first.isoformat(), "last": last.isoformat()},
+        "rolled_up_at": rolled_up_at.isoformat() if rolled_up_at else None,
+        "reports": {
+            "total": sum(reports_by_source.values()),
+            "by_rule": by(rollups.REPORTS_BY_RULE, rule=None, key="rule"),
+            "by_source": reports_by_source,
+        },
+        "cases": {
+            "opened": sum(by(rollups.CASES_OPENED).values()), "closed": sum(by(rollups.CASES_CLOSED).values()),
+            "opened_by_severity": {sev: by(rollups.CASES_OPENED).get(sev, 0) for sev in Severity.values},
+        },
+        "per_day": list(per_day.values()),
         "review": {
-            "time_to_first_review_p50_s": percentile(waits, 0.5),
-            "time_to_first_review_p90_s": percentile(waits, 0.9),
+            "time_to_first_review_p50_s": histogram_percentile(all_reviews, 0.5),
+            "time_to_first_review_p90_s": histogram_percentile(all_reviews, 0.9),
+            "reviewed": sum(all_reviews.values()),
+            "by_severity": {sev: {"reviewed": sum(reviews[sev].values()), **_waits(reviews[sev])}
+                            for sev in Severity.values},
         },
-        "sla": {"breaches": breaches, "on_time": on_time},
-        "actions": {"by_kind": dict(sorted(by_kind.items())), "by_rule": dict(sorted(by_rule.items()))},
+        "approval": {
+            "time_to_approval_p50_s": histogram_percentile(all_approvals, 0.5),
+            "time_to_approval_p90_s": histogram_percentile(all_approvals, 0.9),
+            "approved": sum(all_approvals.values()),
+            "by_kind": {kind: {"approved": sum(approvals[kind].values()), **_waits(approvals[kind])}
+                        for kind in ActionKind.values if approvals[kind]},
+        },
+        "sla": {
+            "breaches": sum(late.values()) + sum(overdue.values()), "on_time": sum(on_time.values()),
+            "late_reviews": sum(late.values()), "overdue_unreviewed": sum(overdue.values()),
+            "by_severity": {sev: {"breaches": late.get(sev, 0) + overdue.get(sev, 0), "on_time": on_time.get(sev, 0)}
+                            for sev in Severity.values},
+        },
+        "actions": {
+            "by_kind": by(rollups.ACTIONS),
+            "by_rule": {rule: sum(kinds.values()) for rule, kinds in actions_by_rule_kind.items()},
+            "by_rule_and_kind": actions_by_rule_kind,
+        },
         "appeals": {
-            "decided": n_decided, "overturned": overturned,
-            "overturn_rate": round(overturned / n_decided, 4) if n_decided else None,
+            "decided": decided, "overturned": overturned, "overturn_rate": _rate(overturned, decided),
+            "by_rule": dict(sorted(appeals_by_rule.items())),
         },
+        "staff": sorted(staff.values(), key=lambda row: row["staff"]),
+        "detectors": detector_figures(reports_by_source),
     }
 
 
-def gauges(*, now: datetime | None = None) -> dict:
-    """The state of the moment, for Prometheus and the charts: four grouped queries."""
+def _span_rows(first: date, last: date):
+    """The roll-up's rows covering the days first..last: the month rows of the whole months among them, the day
+    rows of the other days."""
+    months_from = rollups.month_start(first) if first.day == 1 else rollups.next_month(first)
+    months_to = months_from  # exclusive
+    while rollups.next_month(months_to) <= last + timedelta(days=1):
+        months_to = rollups.next_month(months_to)
+    day_rows = Q(span=DailyFigure.Span.DAY, day__gte=first, day__lte=last)
+    if months_to == months_from:
+        return DailyFigure.objects.filter(day_rows)
+    return DailyFigure.objects.filter(
+        (day_rows & ~Q(day__gte=months_from, day__lt=months_to))
+        | Q(span=DailyFigure.Span.MONTH, day__gte=months_from, day__lt=months_to))
+
+
+def _merged_waits(rows) -> dict[str, dict[str, Counter]]:
+    """The wait histograms of ``rows`` summed by figure and breakdown: on PostgreSQL in the query (jsonb_each),
+    elsewhere here."""
+    waits: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    if connection.vendor == "postgresql":
+        sql, params = rows.order_by().values("id").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT f.figure, f.dim, w.key::integer, sum(w.value::integer) FROM enforcement_dailyfigure f "
+                f"CROSS JOIN LATERAL jsonb_each_text(f.waits) w WHERE f.id IN ({sql}) GROUP BY 1, 2, 3", params)
+            for figure, dim, bucket, n in cursor.fetchall():
+                waits[figure][dim][bucket] += n
+        return waits
+    for figure, dim, histogram in rows.values_list("figure", "dim", "waits"):
+        waits[figure][dim].update({int(bucket): n for bucket, n in histogram.items()})
+    return waits
+
+
+MAX_DETECTORS = 20
+
+
+def detector_figures(reports_by_source: dict[str, int]) -> list[dict]:
+    """The sources that reported in the period (the most reports first, at most ``MAX_DETECTORS``) and those
+    without act-first: precision over their last ``DETECTOR_MIN_DECIDED`` decided reports (two queries each)."""
+    withheld = dict(Source.objects.filter(act_first_withheld_at__isnull=False).values_list("name",
+                                                                                            "act_first_withheld_at"))
+    names = [*withheld, *sorted(reports_by_source, key=lambda name: (-reports_by_source[name], name))]
+    out = []
+    for name in list(dict.fromkeys(names))[:MAX_DETECTORS]:
+        recent = detectors.recent_precision(name)
+        out.append({"source": name, "reports": reports_by_source.get(name, 0), "precision": recent.precision,
+                    "decided": recent.recent_decided, "act_first_allowed": name not in withheld})
+    return out
+
+
+def gauges(*, now: datetime | None = None, actions: bool = True) -> dict:
+    """The state of the moment, for Prometheus and the charts: four grouped queries (three without ``actions``,
+    the count of every action in force, which the metrics page leaves to Prometheus: it reads the whole table)."""
     now = now or timezone.now()
     outbox = dict(Notification.objects.filter(status__in=OUTBOX_STATUSES)
                   .order_by().values_list("status").annotate(n=Count("id")))
     actions = {(kind, status): n for kind, status, n in (
         EnforcementAction.objects.filter(status__in=[ActionStatus.APPLIED, ActionStatus.FAILED]).order_by()
-        .values_list("kind", "status").annotate(n=Count("id")))}
+        .values_list("kind", "status").annotate(n=Count("id")))} if actions else {}
     open_cases = dict(Case.objects.open().order_by().values_list("severity").annotate(n=Count("id")))
     return {
         "outbox": {status: outbox.get(status, 0) for status in OUTBOX_STATUSES},
@@ -161,7 +307,7 @@ def monthly_report(year: int) -> list[list]:
             entry["decided"] += 1
             entry["overturned"] += status == Appeal.Status.OVERTURNED
     opened = dict(Case.objects.filter(opened_at__gte=start, opened_at__lt=end).values_list("id", "opened_at"))
-    reviewed, _ = _first_reviews(list(opened))
+    reviewed, _ = rollups.first_reviews(list(opened))
     case_rules = set(Violation.objects.filter(case_id__in=list(reviewed)).values_list("case_id", "rule__code"))
     for case_id, rule in case_rules:
         row(opened[case_id].astimezone(UTC).month, rule)["waits"].append(

@@ -210,6 +210,8 @@ class Case(models.Model):
             # (migration 0011: NULLS LAST is not SQLite's).
             models.Index(F("closed_at").desc(), F("id").desc(), condition=Q(status="closed"),
                          name="case_closed_idx"),
+            models.Index(fields=["opened_at"], name="case_opened_at_idx"),  # the metrics' daily roll-up
+            models.Index(fields=["closed_at"], name="case_closed_at_idx"),
         ]
 
     def __str__(self) -> str:
@@ -262,6 +264,8 @@ class Violation(models.Model):
             models.Index(fields=["rule", "reported_at"]),
             # The queue's rule filter: EXISTS on (case_id, rule_id).
             models.Index(fields=["case", "rule"], name="violation_case_rule_idx"),
+            models.Index(fields=["reported_at"], name="violation_reported_at_idx"),  # the daily roll-up
+            models.Index(fields=["source", "reported_at"], name="violation_source_reported_idx"),  # precision
         ]
 
     def __str__(self) -> str:
@@ -332,6 +336,9 @@ class EnforcementAction(models.Model):
             models.Index(fields=["status", "expires_at"]),
             models.Index(fields=["status", "remediation_deadline"]),
             models.Index(fields=["applied_at", "id"], name="action_applied_idx"),  # statements, newest first
+            # The metrics' daily roll-up: proposals, approvals and applications of a day.
+            models.Index(fields=["created_at"], name="action_created_at_idx"),
+            models.Index(fields=["approved_at"], name="action_approved_at_idx"),
         ]
         permissions = [
             ("work_case", "Can work cases: report, assign, comment, resolve, dismiss"),
@@ -369,7 +376,8 @@ class Appeal(models.Model):
 
     class Meta:
         ordering = ["submitted_at"]
-        indexes = [models.Index(fields=["status", "submitted_at"]), models.Index(fields=["status", "due_at"])]
+        indexes = [models.Index(fields=["status", "submitted_at"]), models.Index(fields=["status", "due_at"]),
+                   models.Index(fields=["decided_at"], name="appeal_decided_at_idx")]
 
     def __str__(self) -> str:
         return f"Appeal #{self.pk} of action #{self.action_id}"
@@ -596,3 +604,38 @@ class StaffPreference(models.Model):
 
     def __str__(self) -> str:
         return f"Preferences of {self.user_id}"
+
+
+class DailyFigure(models.Model):
+    """A day's roll-up of one figure (UTC days), so the metrics of a year read a few thousand rows, not a
+    million cases; and each month's sum of its days (``span`` "month", ``day`` its first day), so a long period
+    reads a row a month. Recomputed for recent days, idempotently, by beat (``services.metrics_rollup``); each
+    fact is counted on the day it happened (a report received, a case opened or closed, a first review, an
+    approval, an action applied, an appeal decided), so a day once past does not change.
+
+    ``figure`` names what is counted; ``rule`` and ``dim`` break it down (a rule's code, a source, a severity, an
+    action's kind, a staff member); ``waits`` is a histogram of waits in seconds for the timed figures
+    (``{bucket's lower bound: count}``; see ``services.rollups.wait_bucket``)."""
+
+    class Span(models.TextChoices):
+        DAY = "day", "Day"
+        MONTH = "month", "Month"
+
+    span = models.CharField(max_length=5, choices=Span.choices, default=Span.DAY)
+    day = models.DateField()
+    figure = models.CharField(max_length=32)
+    rule = models.CharField(max_length=64, blank=True)
+    dim = models.CharField(max_length=200, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    waits = models.JSONField(default=dict, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["span", "day", "figure", "rule", "dim"]
+        constraints = [
+            models.UniqueConstraint(fields=["span", "day", "figure", "rule", "dim"], name="daily_figure_unique"),
+        ]
+        indexes = [models.Index(fields=["span", "figure", "day"], name="daily_figure_by_figure_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.span} {self.day} {self.figure} {self.rule}/{self.dim}: {self.count}"

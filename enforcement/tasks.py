@@ -59,7 +59,15 @@ def sweep() -> dict:
         "expired_actions": len(report.expired_actions),
         "escalated_actions": len(report.escalated_actions),
         "requeued_notifications": len(report.requeued_notifications),
+        "restored_sources": len(report.restored_sources),
     }
+
+
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600, expires=300)
+def metrics_rollup() -> int:
+    """The metrics' daily roll-up, every ``METRICS_ROLLUP_INTERVAL_SECONDS``: yesterday and today again (or, the
+    first time, every day with data); idempotent, so a late, repeated or skipped run is harmless."""
+    return len(services.metrics_rollup())
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)

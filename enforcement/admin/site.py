@@ -2,8 +2,9 @@
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseBadRequest
@@ -13,8 +14,8 @@ from django.utils import timezone
 
 from enforcement import metrics, notifications
 from enforcement.actors import MANAGE_TOKENS
-from enforcement.admin import second_factor
-from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Notification, Source
+from enforcement.admin import charts, second_factor
+from enforcement.models import ActionKind, Appeal, AuditEvent, Case, EnforcementAction, Notification, Source
 
 
 def team_day(user, *, now=None) -> list[dict]:
@@ -152,27 +153,21 @@ class ConsoleAdminSite(admin.AdminSite):
         ]
 
     def metrics_view(self, request):
-        """The figures of ``/api/v1/metrics/summary/`` (last 30 days) and ``/metrics`` as bar charts."""
+        """The figures of ``/api/v1/metrics/summary/`` (a period of UTC days, default the last 30) and ``/metrics``
+        as charts drawn on the server."""
         if not request.user.has_perm("enforcement.view_case"):
             raise PermissionDenied
-        since, until = metrics.period(None, None)
-        summary, gauges = metrics.summary(since=since, until=until), metrics.gauges()
-        review = summary["review"]
-        charts = [
-            bar_chart("Time to first review (minutes)", {
-                "p50": round((review["time_to_first_review_p50_s"] or 0) / 60, 1),
-                "p90": round((review["time_to_first_review_p90_s"] or 0) / 60, 1)}),
-            bar_chart("Review SLA", {"on time": summary["sla"]["on_time"], "breached": summary["sla"]["breaches"]}),
-            bar_chart("Actions applied, by kind", summary["actions"]["by_kind"]),
-            bar_chart("Actions applied, by rule", summary["actions"]["by_rule"]),
-            bar_chart("Appeals decided", {"upheld": summary["appeals"]["decided"] - summary["appeals"]["overturned"],
-                                          "overturned": summary["appeals"]["overturned"]}),
-            bar_chart("Open cases by severity (now)", gauges["open_cases"]),
-            bar_chart("Actions in force (now)", gauges["actions"]["applied"]),
-            bar_chart("Email outbox (now)", gauges["outbox"]),
-        ]
-        context = {**self.each_context(request), "title": "Metrics", "charts": charts, "summary": summary,
-                   "gauges": gauges, "report_year": timezone.now().year}
+        try:
+            first, last = metrics_days(request.GET, today=timezone.now().astimezone(UTC).date())
+        except ValueError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
+        since = datetime.combine(first, time.min, tzinfo=UTC)
+        until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+        summary, gauges = metrics.summary(since=since, until=until), metrics.gauges(actions=False)
+        context = {**self.each_context(request), "title": "Metrics", "charts": metrics_charts(summary, gauges),
+                   "summary": summary, "gauges": gauges, "report_year": last.year, "first": first, "last": last,
+                   "presets": [{"days": n, "label": f"{n} days", "current": (last - first).days + 1 == n}
+                               for n in (7, 30, 90, 365)]}
         return TemplateResponse(request, "admin/enforcement/metrics.html", context)
 
     def metrics_report_view(self, request):
@@ -196,6 +191,84 @@ class ConsoleAdminSite(admin.AdminSite):
 
 
 BAR_AREA = 260  # px of the widest bar; labels take the left 170 px
+MAX_METRICS_DAYS = 731
+
+
+def metrics_days(query, *, today: date) -> tuple[date, date]:
+    """The metrics page's period: ``?days=N`` (the last N days to today), or ``?since=`` and ``?until=`` (days,
+    inclusive); default the last 30 days. ValueError with a plain message for the staff member."""
+    def day(name: str) -> date | None:
+        raw = (query.get(name) or "").strip()
+        if not raw:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"{name}: a day such as {today.isoformat()}.") from None
+
+    raw_days = (query.get("days") or "").strip()
+    if raw_days:
+        if not (raw_days.isascii() and raw_days.isdigit() and 1 <= int(raw_days) <= MAX_METRICS_DAYS):
+            raise ValueError(f"days: a number of days from 1 to {MAX_METRICS_DAYS}.")
+        return today - timedelta(days=int(raw_days) - 1), today
+    last = day("until") or today
+    first = day("since") or last - timedelta(days=29)
+    if first > last:
+        raise ValueError("since: the first day must not be after the last.")
+    if (last - first).days + 1 > MAX_METRICS_DAYS:
+        raise ValueError(f"The period is too long: at most {MAX_METRICS_DAYS} days.")
+    return first, last
+
+
+def _minutes(seconds) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
+
+
+def metrics_charts(summary: dict, gauges: dict) -> list[dict]:
+    """The metrics page's charts, from ``metrics.summary`` and ``metrics.gauges``."""
+    days = [entry["day"] for entry in summary["per_day"]]
+
+    def per_day(key: str) -> dict[str, list[int]]:
+        names = sorted({name for entry in summary["per_day"] for name in entry[key]})
+        return {name: [entry[key].get(name, 0) for entry in summary["per_day"]] for name in names}
+
+    review, approval, sla = summary["review"], summary["approval"], summary["sla"]
+    appeals = summary["appeals"]["by_rule"]
+    kinds_used = {kind for kinds in summary["actions"]["by_rule_and_kind"].values() for kind in kinds}
+    return [
+        charts.daily_chart("Reports per day, by rule", days, per_day("reports_by_rule")),
+        charts.daily_chart("Reports per day, by source", days, per_day("reports_by_source")),
+        charts.daily_chart("Cases opened and closed per day", days, {
+            "opened": [entry["cases_opened"] for entry in summary["per_day"]],
+            "closed": [entry["cases_closed"] for entry in summary["per_day"]]}, stacked=False),
+        charts.grouped_bars("Time to first review by severity (minutes)", {
+            f"{sev} ({row['reviewed']})": {"p50": _minutes(row["p50_s"]), "p90": _minutes(row["p90_s"])}
+            for sev, row in review["by_severity"].items()}, unit=" min"),
+        charts.grouped_bars("Time to approval by kind (minutes)", {
+            f"{kind} ({row['approved']})": {"p50": _minutes(row["p50_s"]), "p90": _minutes(row["p90_s"])}
+            for kind, row in approval["by_kind"].items()}, unit=" min"),
+        charts.grouped_bars("Review SLA by severity", {
+            sev: {"on time": row["on_time"], "breached": row["breaches"]} for sev, row in sla["by_severity"].items()}),
+        bar_chart("Actions applied, by kind", summary["actions"]["by_kind"]),
+        charts.grouped_bars("Actions applied, by rule", {
+            rule: {kind: kinds.get(kind, 0) for kind in ActionKind.values if kind in kinds_used}
+            for rule, kinds in summary["actions"]["by_rule_and_kind"].items()}),
+        charts.grouped_bars("Appeals decided, by rule (overturn rate)", {
+            f"{rule} ({round(row['overturn_rate'] * 100)}%)": {
+                "upheld": row["decided"] - row["overturned"], "overturned": row["overturned"]}
+            for rule, row in appeals.items()}),
+        charts.grouped_bars("Staff workload", {
+            row["staff"]: {"cases handled": row["cases_handled"], "actions proposed": row["actions_proposed"],
+                           "approvals": row["approvals"], "appeals decided": row["appeals_decided"]}
+            for row in summary["staff"]}),
+        charts.grouped_bars("Detector precision (%)", {
+            f"{row['source']}{'' if row['act_first_allowed'] else ' (no act-first)'}": {
+                "precision": None if row["precision"] is None else round(row["precision"] * 100, 1)}
+            for row in summary["detectors"]}, unit="%", marker=settings.DETECTOR_MIN_PRECISION * 100,
+            marker_label=f"act-first floor {settings.DETECTOR_MIN_PRECISION:.0%}"),
+        bar_chart("Open cases by severity (now)", gauges["open_cases"]),
+        bar_chart("Email outbox (now)", gauges["outbox"]),
+    ]
 
 
 def bar_chart(title: str, figures: dict) -> dict:
@@ -203,4 +276,4 @@ def bar_chart(title: str, figures: dict) -> dict:
     top = max([value for value in figures.values() if value] or [1])
     bars = [{"label": str(label), "value": value, "y": 8 + index * 26,
              "width": round(BAR_AREA * (value or 0) / top, 1)} for index, (label, value) in enumerate(figures.items())]
-    return {"title": title, "bars": bars, "height": 16 + 26 * max(len(bars), 1), "empty": not bars}
+    return {"kind": "bars", "title": title, "bars": bars, "height": 16 + 26 * max(len(bars), 1), "empty": not bars}

@@ -1,5 +1,7 @@
 """The team's figures over the API: a period's summary (JSON) and gauges for Prometheus (``GET /metrics``)."""
 
+from datetime import timedelta
+
 from django import forms
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +18,7 @@ from enforcement.errors import ValidationFailed
 from enforcement.models import ServiceToken
 
 S = ServiceToken.Scope
+MAX_PERIOD = timedelta(days=731)
 
 
 class PeriodForm(forms.Form):
@@ -34,6 +37,8 @@ def parse_period(query) -> tuple:
         raise ValidationFailed("The period is out of range.", fields={"until": ["Out of range."]}) from None
     if since >= until:
         raise ValidationFailed("The period is empty.", fields={"since": ["Must be before until."]})
+    if until - since > MAX_PERIOD:
+        raise ValidationFailed("The period is too long.", fields={"since": [f"At most {MAX_PERIOD.days} days."]})
     return since, until
 
 
@@ -46,10 +51,13 @@ class MetricsSummaryView(APIView):
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Start (default: 30 days before until)."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="End, exclusive (default: now)."),
         ],
-        summary="Review times, SLA, actions and appeals over a period.",
-        description="Cases opened in the period: time to first review (from opening to the first `case.reviewed` "
-        "event or first staff action; nearest-rank percentiles, seconds) and SLA breaches (reviewed after the "
-        "deadline, or unreviewed past it). Actions applied and appeals decided in the period.",
+        summary="Reports, cases, review and approval times, SLA, actions, appeals, staff and detectors over a period.",
+        description="Counted by UTC day, from the daily roll-up (at most `METRICS_ROLLUP_INTERVAL_SECONDS` old): "
+        "reports per day by rule and source, cases opened and closed, first reviews made (from opening to the "
+        "first `case.reviewed` event or first staff action) and approvals (from the proposal) with nearest-rank "
+        "percentiles in seconds (to the minute under an hour, 5 minutes under a day, the hour beyond), SLA "
+        "breaches (reviewed late, or unreviewed past a deadline in the period), actions applied by kind and rule, "
+        "appeals decided and the overturn rate by rule, each staff member's work, detectors' precision.",
     )
     def get(self, request):
         since, until = parse_period(request.query_params)

@@ -577,31 +577,114 @@ class SourceSerializer(serializers.Serializer):
     act_first_allowed = serializers.BooleanField()
 
 
+class _WaitsSerializer(serializers.Serializer):
+    p50_s = serializers.IntegerField(allow_null=True)
+    p90_s = serializers.IntegerField(allow_null=True)
+
+
+class _SeverityReviewSerializer(_WaitsSerializer):
+    reviewed = serializers.IntegerField()
+
+
 class _ReviewSerializer(serializers.Serializer):
-    time_to_first_review_p50_s = serializers.FloatField(allow_null=True)
-    time_to_first_review_p90_s = serializers.FloatField(allow_null=True)
+    time_to_first_review_p50_s = serializers.IntegerField(allow_null=True)
+    time_to_first_review_p90_s = serializers.IntegerField(allow_null=True)
+    reviewed = serializers.IntegerField(help_text="First reviews made in the period.")
+    by_severity = serializers.DictField(child=_SeverityReviewSerializer())
 
 
-class _SlaSerializer(serializers.Serializer):
+class _KindApprovalSerializer(_WaitsSerializer):
+    approved = serializers.IntegerField()
+
+
+class _ApprovalSerializer(serializers.Serializer):
+    time_to_approval_p50_s = serializers.IntegerField(allow_null=True)
+    time_to_approval_p90_s = serializers.IntegerField(allow_null=True)
+    approved = serializers.IntegerField()
+    by_kind = serializers.DictField(child=_KindApprovalSerializer())
+
+
+class _SlaCountsSerializer(serializers.Serializer):
     breaches = serializers.IntegerField()
     on_time = serializers.IntegerField()
+
+
+class _SlaSerializer(_SlaCountsSerializer):
+    late_reviews = serializers.IntegerField()
+    overdue_unreviewed = serializers.IntegerField()
+    by_severity = serializers.DictField(child=_SlaCountsSerializer())
 
 
 class _ActionsSerializer(serializers.Serializer):
     by_kind = serializers.DictField(child=serializers.IntegerField())
     by_rule = serializers.DictField(child=serializers.IntegerField())
+    by_rule_and_kind = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
 
 
-class _AppealsSerializer(serializers.Serializer):
+class _AppealCountsSerializer(serializers.Serializer):
     decided = serializers.IntegerField()
     overturned = serializers.IntegerField()
     overturn_rate = serializers.FloatField(allow_null=True)
 
 
+class _AppealsSerializer(_AppealCountsSerializer):
+    by_rule = serializers.DictField(child=_AppealCountsSerializer())
+
+
+class _DaysSerializer(serializers.Serializer):
+    first = serializers.DateField()
+    last = serializers.DateField()
+
+
+class _ReportsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_rule = serializers.DictField(child=serializers.IntegerField())
+    by_source = serializers.DictField(child=serializers.IntegerField())
+
+
+class _CasesSerializer(serializers.Serializer):
+    opened = serializers.IntegerField()
+    closed = serializers.IntegerField()
+    opened_by_severity = serializers.DictField(child=serializers.IntegerField())
+
+
+class _DaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    reports = serializers.IntegerField()
+    reports_by_rule = serializers.DictField(child=serializers.IntegerField())
+    reports_by_source = serializers.DictField(child=serializers.IntegerField())
+    cases_opened = serializers.IntegerField()
+    cases_closed = serializers.IntegerField()
+
+
+class _StaffSerializer(serializers.Serializer):
+    staff = serializers.CharField()
+    cases_handled = serializers.IntegerField(help_text="Cases they reviewed or resolved (once a case a day).")
+    actions_proposed = serializers.IntegerField()
+    approvals = serializers.IntegerField()
+    appeals_decided = serializers.IntegerField()
+
+
+class _DetectorSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    reports = serializers.IntegerField(help_text="Reports received in the period.")
+    precision = serializers.FloatField(allow_null=True)
+    decided = serializers.IntegerField(help_text="Of its last DETECTOR_MIN_DECIDED reports, those decided.")
+    act_first_allowed = serializers.BooleanField()
+
+
 class MetricsSummarySerializer(serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
+    days = _DaysSerializer(help_text="The UTC days counted (from since's to until's).")
+    rolled_up_at = serializers.DateTimeField(allow_null=True, help_text="When the figures were last rolled up.")
+    reports = _ReportsSerializer()
+    cases = _CasesSerializer()
+    per_day = _DaySerializer(many=True)
     review = _ReviewSerializer()
+    approval = _ApprovalSerializer()
     sla = _SlaSerializer()
     actions = _ActionsSerializer()
     appeals = _AppealsSerializer()
+    staff = _StaffSerializer(many=True)
+    detectors = _DetectorSerializer(many=True)

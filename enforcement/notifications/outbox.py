@@ -70,6 +70,7 @@ TEMPLATES = {
     "staff_awaiting_approval": Notification.Audience.STAFF,
     "staff_action_failed": Notification.Audience.STAFF,
     "staff_act_first_review": Notification.Audience.STAFF,
+    "staff_detector_act_first": Notification.Audience.STAFF,
 }
 
 

@@ -69,7 +69,18 @@ def _render_context(context: dict) -> dict:
     base_url = getattr(settings, "CONSOLE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     ctx["console_base_url"] = base_url
     ctx["case_url"] = f"{base_url}/admin/enforcement/case/{ctx['case_id']}/change/" if ctx.get("case_id") else ""
+    ctx["source_url"] = (f"{base_url}/admin/enforcement/source/{ctx['source_id']}/change/"
+                         if ctx.get("source_id") else "")
+    ctx["precision_pct"] = _percent(ctx.get("precision"))
+    ctx["threshold_pct"] = _percent(ctx.get("threshold"))
     return ctx
+
+
+def _percent(value) -> str:
+    """0.85 -> "85%", 0.8571 -> "85.7%"; "n/a" without a number."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "n/a"
+    return f"{round(value * 100, 1):g}%"
 
 
 def _tidy_text(text: str) -> str:

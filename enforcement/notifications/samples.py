@@ -137,6 +137,11 @@ def _samples() -> dict[str, dict]:
             last_error="OperationalError: could not connect to server: Connection refused",
         ),
         "staff_act_first_review": _sample_abuse_case(**suspension, action_id=79, action_status="scheduled"),
+        "staff_detector_act_first": {
+            "source": "abuse-detector", "source_id": 7, "withheld": True, "owner": "service token abuse-detector",
+            "precision": 0.85, "decided": 20, "actioned": 131, "dismissed": 9, "overturned": 4, "threshold": 0.9,
+            "min_decided": 20, "changed_at": "2026-11-29T11:41:00+00:00",
+        },
     }
 
 

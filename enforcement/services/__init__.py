@@ -36,6 +36,7 @@ from enforcement.services.actions import (
 )
 from enforcement.services.appeals import appeal_decide, appeal_submit, check_appeal_decide, check_appeal_submit
 from enforcement.services.cases import CASE_FIELDS, case_assign, case_comment, case_refresh, case_resolve
+from enforcement.services.detectors import detectors_recheck
 from enforcement.services.edge_findings import GATE_SOURCE, EdgeFindings, edge_findings_report
 from enforcement.services.inventory import account_get, account_upsert, key_revoke, key_upsert
 from enforcement.services.key_state import (
@@ -46,6 +47,7 @@ from enforcement.services.key_state import (
     restricts_key,
 )
 from enforcement.services.recommendations import recommendation_for, strikes_for, strikes_for_cases
+from enforcement.services.rollups import metrics_rollup, rollup_day
 from enforcement.services.rules import RULE_FIELDS, rule_save
 from enforcement.services.saved_views import (
     saved_view_delete,
@@ -80,7 +82,7 @@ __all__ = [
     "appeal_submit", "case_assign", "case_comment", "case_refresh", "case_resolve", "check_appeal_decide",
     "check_appeal_submit",
     "check_approve", "check_cancel", "check_confirm", "check_retry", "check_revert", "covering_action",
-    "edge_findings_report",
+    "detectors_recheck", "edge_findings_report", "metrics_rollup", "rollup_day",
     "escalate_overdue_warnings", "notice_preview", "key_revoke", "key_upsert", "recommendation_for",
     "restricting_actions", "restrictions_for", "restricts_key", "rule_save", "saved_view_delete", "saved_view_save",
     "saved_view_share", "timeline_filters_save", "timeline_hidden", "visible_views", "service_token_create",

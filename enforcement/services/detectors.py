@@ -19,6 +19,7 @@ from django.db.models import Case as When_
 from django.db.models import CharField, Count, Exists, OuterRef, QuerySet, Value, When
 from django.utils import timezone
 
+from enforcement import notifications
 from enforcement.actors import SYSTEM, Actor
 from enforcement.audit import audit_record
 from enforcement.models import EnforcementAction, Rule, Severity, Source, Violation
@@ -69,15 +70,27 @@ def source_record(name: str, *, counts: dict[str, int] | None = None) -> SourceR
     reports = with_outcome(Violation.objects.filter(source=name))
     if counts is None:
         counts = dict(reports.order_by().values_list("outcome").annotate(n=Count("id")))
-    recent = list(
-        reports.exclude(outcome=PENDING).order_by("-reported_at", "-id")
-        .values_list("outcome", flat=True)[: settings.DETECTOR_MIN_DECIDED]
-    )
+    recent = recent_precision(name)
     return SourceRecord(
         reports=sum(counts.values()), actioned=counts.get(ACTIONED, 0), dismissed=counts.get(DISMISSED, 0),
-        overturned=counts.get(OVERTURNED, 0), recent_decided=len(recent),
-        precision=round(recent.count(ACTIONED) / len(recent), 4) if recent else None,
+        overturned=counts.get(OVERTURNED, 0), recent_decided=recent.recent_decided, precision=recent.precision,
     )
+
+
+@dataclass(frozen=True)
+class RecentPrecision:
+    recent_decided: int
+    precision: float | None
+
+
+def recent_precision(name: str) -> RecentPrecision:
+    """The actioned share of a source's last ``DETECTOR_MIN_DECIDED`` decided reports: one query, walking back
+    its reports on (source, reported_at) until it has them."""
+    recent = list(
+        with_outcome(Violation.objects.filter(source=name)).exclude(outcome=PENDING).order_by("-reported_at", "-id")
+        .values_list("outcome", flat=True)[: settings.DETECTOR_MIN_DECIDED]
+    )
+    return RecentPrecision(len(recent), round(recent.count(ACTIONED) / len(recent), 4) if recent else None)
 
 
 def source_may_act_first(source_name: str) -> bool:
@@ -101,13 +114,45 @@ def _act_first_change(*, source_id: int, withheld: bool, record: SourceRecord) -
     )
     if not changed:
         return
-    source = Source.objects.get(pk=source_id)
-    audit_record(
+    source = Source.objects.select_related("owner_user", "owner_token").get(pk=source_id)
+    event = audit_record(
         actor=SYSTEM, verb="source.act_first_withheld" if withheld else "source.act_first_restored", target=source,
         after={"source": source.name, "precision": record.precision, "decided": record.recent_decided,
                "floor": settings.DETECTOR_MIN_PRECISION},
         note=f"precision {record.precision} over its last {record.recent_decided} decided reports",
     )
+    # The on-call staff hear of it once per change: the event key names the audit event of this change.
+    notifications.notify_staff(
+        template="staff_detector_act_first", event_key=f"source:{source.pk}:act-first:{event.pk}",
+        context={
+            "source": source.name, "source_id": source.pk, "withheld": withheld,
+            "owner": _owner_label(source), "precision": record.precision, "decided": record.recent_decided,
+            "actioned": record.actioned, "dismissed": record.dismissed, "overturned": record.overturned,
+            "threshold": settings.DETECTOR_MIN_PRECISION, "min_decided": settings.DETECTOR_MIN_DECIDED,
+            "changed_at": event.created_at.isoformat(),
+        },
+    )
+
+
+def _owner_label(source: Source) -> str:
+    if source.owner_token_id:
+        return f"service token {source.owner_token.name}"
+    if source.owner_user_id:
+        return source.owner_user.get_username()
+    return "the console (reserved)" if source.reserved else "nobody yet"
+
+
+def detectors_recheck() -> list[str]:
+    """Re-read the precision of every source without act-first, so one that recovered gets it back (and staff are
+    told) when its reports are decided, not at its next critical report; the names of those that changed. Each
+    change is recorded once (``_act_first_change`` is a conditional update), so running it every sweep is safe."""
+    changed = []
+    for source in Source.objects.filter(act_first_withheld_at__isnull=False).only("pk", "name"):
+        record = source_record(source.name)
+        if not record.below_floor:
+            _act_first_change(source_id=source.pk, withheld=False, record=record)
+            changed.append(source.name)
+    return changed
 
 
 def report_trusted(*, actor: Actor, source: str, rule: Rule, severity: str, memo: dict | None = None) -> bool:

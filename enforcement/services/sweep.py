@@ -1,7 +1,7 @@
 """The periodic sweep: recovers lost work (actions and emails whose message was lost), expires what is due
 and escalates warnings whose remediation deadline passed."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -13,6 +13,7 @@ from enforcement.actors import SYSTEM
 from enforcement.audit import audit_record
 from enforcement.models import ActionKind, ActionStatus, Case, EnforcementAction
 from enforcement.services.actions import APPLY_TASK, action_expire, action_propose_locked, covering_action
+from enforcement.services.detectors import detectors_recheck
 from enforcement.services.locks import lock_action
 from lib import queue
 
@@ -63,6 +64,7 @@ class SweepReport:
     expired_actions: list[int]
     escalated_actions: list[int]
     requeued_notifications: list[int]
+    restored_sources: list[str] = field(default_factory=list)  # detectors whose precision recovered
 
 
 def sweep(*, now: datetime | None = None, dry_run: bool = False) -> SweepReport:
@@ -86,4 +88,4 @@ def sweep(*, now: datetime | None = None, dry_run: bool = False) -> SweepReport:
     escalated = [action.pk for action in escalate_overdue_warnings(now=now)]
     for notification_id in pending_mail:
         queue.enqueue(SEND_TASK, notification_id)
-    return SweepReport(stuck, expiring, escalated, pending_mail)
+    return SweepReport(stuck, expiring, escalated, pending_mail, detectors_recheck())

@@ -5,10 +5,12 @@ its precision recovers."""
 import itertools
 
 import pytest
+from django.db import transaction
 
 from enforcement import services
 from enforcement.admin.site import team_day
-from enforcement.models import AuditEvent, EnforcementAction, Source
+from enforcement.models import AuditEvent, EnforcementAction, Notification, Source
+from enforcement.notifications import sample_context
 from tests.api.helpers import assert_error
 from tests.factories import AccountFactory
 
@@ -89,3 +91,65 @@ def test_a_trusted_detector_with_too_few_decided_reports_keeps_act_first(as_trus
 
 def test_sources_need_cases_read(make_client):
     assert_error(make_client("audit:read").get("/api/v1/sources/"), 403, "forbidden")
+
+
+def _make_noisy(as_trusted_detector, as_lead, run_on_commit):
+    """4 decided reports of the source "noisy": 1 actioned, 3 dismissed (precision 0.25, under 0.75)."""
+    reports = [noisy_report(as_trusted_detector) for _ in range(4)]
+    run_on_commit(services.action_propose, actor=as_lead, case_id=reports[0].case_id, kind="warning", reason="ok")
+    for violation in reports[1:]:
+        services.violation_dismiss(actor=as_lead, violation_id=violation.pk, reason="false positive")
+    return reports
+
+
+def test_staff_are_emailed_once_when_a_detector_loses_act_first_and_once_when_it_regains_it(
+    as_trusted_detector, trusted_detector, as_lead, run_on_commit, settings, mailoutbox
+):
+    settings.STAFF_ALERT_EMAILS = ["oncall@millimetric.ai"]
+    _make_noisy(as_trusted_detector, as_lead, run_on_commit)
+    for _ in range(2):  # the second critical report finds it withheld already: no second alert
+        run_on_commit(noisy_report, as_trusted_detector, severity="critical", rule="security-abuse")
+    assert services.detectors_recheck() == []  # still below the floor: nothing changes, nothing is sent
+    [alert] = Notification.objects.filter(template="staff_detector_act_first")
+    withheld = AuditEvent.objects.get(verb="source.act_first_withheld")
+    assert alert.event_key == f"source:{withheld.target_id}:act-first:{withheld.pk}"
+    assert alert.recipient == "oncall@millimetric.ai" and alert.status == "sent"
+    assert set(alert.context) == set(sample_context("staff_detector_act_first"))
+    assert alert.context | {"changed_at": None} == {
+        "source": "noisy", "source_id": int(withheld.target_id), "withheld": True,
+        "owner": f"service token {trusted_detector.name}", "precision": 0.25, "decided": 4, "actioned": 1,
+        "dismissed": 3, "overturned": 0, "threshold": 0.75, "min_decided": 4, "changed_at": None,
+    }
+    def alerts():
+        return [m for m in mailoutbox if m.subject.startswith("[T&S] Detector ")]
+
+    [mail] = alerts()
+    assert mail.subject == "[T&S] Detector noisy lost act-first: precision 25% under 75%"
+    assert "its precision is 25% over its last 4 decided reports, under the threshold of 75%" in mail.body
+    assert f"/admin/enforcement/source/{withheld.target_id}/change/" in mail.body
+
+    # Its next four reports are actioned: the sweep's recheck gives act-first back and says so, once.
+    for _ in range(4):
+        violation = noisy_report(as_trusted_detector)
+        run_on_commit(services.action_propose, actor=as_lead, case_id=violation.case_id, kind="warning", reason="ok")
+    assert run_on_commit(services.sweep).restored_sources == ["noisy"]  # the sweep rechecks it
+    assert run_on_commit(services.sweep).restored_sources == []
+    assert Source.objects.get(name="noisy").act_first_withheld_at is None
+    restored = Notification.objects.get(template="staff_detector_act_first", context__withheld=False)
+    assert restored.context["precision"] == 1.0
+    assert AuditEvent.objects.filter(verb="source.act_first_restored").count() == 1
+    assert [m.subject for m in alerts()][1:] == ["[T&S] Detector noisy may act first again: precision 100%"]
+
+
+def test_the_alert_and_the_audit_event_are_written_together_or_not_at_all(as_trusted_detector, as_lead,
+                                                                         run_on_commit):
+    _make_noisy(as_trusted_detector, as_lead, run_on_commit)
+    source = Source.objects.get(name="noisy")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert not services.detectors.source_may_act_first("noisy")
+        assert Notification.objects.filter(template="staff_detector_act_first").count() == 1
+        raise RuntimeError("the report's transaction fails after the change was recorded")
+    assert not AuditEvent.objects.filter(verb="source.act_first_withheld").exists()
+    assert not Notification.objects.filter(template="staff_detector_act_first").exists()
+    source.refresh_from_db()
+    assert source.act_first_withheld_at is None

@@ -111,6 +111,14 @@ MUST_SAY = {
         "token:abuse-detector (act-first)",
         CASE_URL,
     ],
+    "staff_detector_act_first": [
+        "The detector abuse-detector (owned by service token abuse-detector) has lost act-first",
+        "its precision is 85% over its last 20 decided reports, under the threshold of 90%",
+        "its critical reports open a case for a lead instead of suspending at once",
+        "131 actioned, 9 dismissed, 4 overturned on appeal",
+        "Sunday 29 November 2026, 11:41 UTC",
+        "Open the source: http://127.0.0.1:8000/admin/enforcement/source/7/change/",
+    ],
 }
 
 SUBJECTS = {
@@ -126,6 +134,7 @@ SUBJECTS = {
     "staff_awaiting_approval": "[T&S] Approval needed: suspension on Acme Analytics Ltd (case #1042)",
     "staff_action_failed": "[T&S] Failed to apply rate limit #78 on Acme Analytics Ltd (case #1042)",
     "staff_act_first_review": "[T&S] Review act-first suspension on Acme Analytics Ltd by 12:40 UTC (case #1042)",
+    "staff_detector_act_first": "[T&S] Detector abuse-detector lost act-first: precision 85% under 90%",
 }
 
 
@@ -175,7 +184,8 @@ def test_customer_emails_leave_out_the_internal_reason(template):
     assert "shady" not in text and "shady" not in html
 
 
-@pytest.mark.parametrize("template", [t for t, audience in TEMPLATES.items() if audience == "staff"])
+@pytest.mark.parametrize("template", [t for t, audience in TEMPLATES.items()
+                                      if audience == "staff" and t != "staff_detector_act_first"])
 def test_staff_emails_link_to_the_admin_case_page(template, settings):
     settings.CONSOLE_BASE_URL = "https://console.millimetric.ai"
     subject, text, html = render(template, sample_context(template))
@@ -183,6 +193,19 @@ def test_staff_emails_link_to_the_admin_case_page(template, settings):
     assert f"Open the case: {url}" in text
     assert f'href="{url}"' in html
     assert subject.startswith("[T&S] ")
+
+
+def test_the_detector_alert_links_to_the_source_and_says_when_it_recovers(settings):
+    settings.CONSOLE_BASE_URL = "https://console.millimetric.ai"
+    context = {**sample_context("staff_detector_act_first"), "withheld": False, "precision": 0.95}
+    subject, text, html = render("staff_detector_act_first", context)
+    assert subject == "[T&S] Detector abuse-detector may act first again: precision 95%"
+    url = "https://console.millimetric.ai/admin/enforcement/source/7/change/"
+    for seen in (plain(text), visible_text(html)):
+        assert "may act first again: its precision is 95% over its last 20 decided reports" in seen
+        assert "lost act-first" not in seen and "/case/" not in seen
+        assert f"Open the source: {url}" in seen
+    assert f'href="{url}"' in html
 
 
 def test_dates_follow_the_configured_time_zone(settings):
@@ -326,7 +349,7 @@ def test_samples_only_use_rules_of_the_catalogue(db):
         sample = sample_context(template)
         for violation in [*sample.get("violations", []), *filter(None, [sample.get("violation")])]:
             assert catalogue[violation["rule"]] == violation["rule_clause"], (template, violation["rule"])
-        assert {r["code"] for r in sample["rules"]} <= set(catalogue)
+        assert {r["code"] for r in sample.get("rules", [])} <= set(catalogue)
     assert set(notifications.REMEDIATION) <= set(catalogue) and set(URGENCY) <= set(catalogue)
     assert {code for code, in Rule.objects.filter(act_first=True).values_list("code")} <= set(URGENCY)
 

@@ -16,3 +16,4 @@ class Command(BaseCommand):
         self.stdout.write(f"{prefix}expire actions: {report.expired_actions}")
         self.stdout.write(f"{prefix}escalate warnings: {report.escalated_actions}")
         self.stdout.write(f"{prefix}re-enqueue emails: {report.requeued_notifications}")
+        self.stdout.write(f"detectors given act-first back: {report.restored_sources}")
