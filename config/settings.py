@@ -230,9 +230,11 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # One run at a time (an advisory lock); a run still queued when the next is due is dropped, not stacked.
     "enforcement-sweep": {
         "task": "enforcement.tasks.sweep",
         "schedule": timedelta(seconds=env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)),
+        "options": {"expires": env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)},
     },
     # The edge store recovers from a lost publish: recent key changes every minute, everything hourly.
     "edge-republish-recent": {
@@ -275,6 +277,12 @@ ENFORCEMENT = {
     "EMAIL_RETRY_HOURS": env_int("EMAIL_RETRY_HOURS", 24, minimum=1),
     # An action scheduled longer ago than this without being applied is re-enqueued by the sweep.
     "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 30, minimum=0),
+    # One sweep takes at most this many due actions of each kind (lost applies, expiries), earliest due first,
+    # and hands them to tasks SWEEP_CHUNK_SIZE ids a message; the next run takes the rest.
+    "SWEEP_BATCH_SIZE": env_int("SWEEP_BATCH_SIZE", 100_000, minimum=1),
+    "SWEEP_CHUNK_SIZE": env_int("SWEEP_CHUNK_SIZE", 500, minimum=1),
+    # An action the sweep handed to a task is not sent again for this long (its task may be queued or retrying).
+    "SWEEP_REQUEUE_BACKOFF_SECONDS": env_int("SWEEP_REQUEUE_BACKOFF_SECONDS", 600, minimum=0),
 }
 
 # A trusted source acts first only while its precision over its last DETECTOR_MIN_DECIDED decided reports stays at
