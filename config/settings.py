@@ -285,6 +285,12 @@ ENFORCEMENT = {
     "SWEEP_REQUEUE_BACKOFF_SECONDS": env_int("SWEEP_REQUEUE_BACKOFF_SECONDS", 600, minimum=0),
 }
 
+# The audit log's CSV export: a date range of at most this many days, read in keyset chunks of this many rows,
+# each chunk's query stopped by PostgreSQL after this many milliseconds.
+AUDIT_EXPORT_MAX_DAYS = env_int("AUDIT_EXPORT_MAX_DAYS", 366, minimum=1)
+AUDIT_EXPORT_CHUNK_SIZE = env_int("AUDIT_EXPORT_CHUNK_SIZE", 2000, minimum=1)
+AUDIT_EXPORT_STATEMENT_TIMEOUT_MS = env_int("AUDIT_EXPORT_STATEMENT_TIMEOUT_MS", 10_000, minimum=1)
+
 # A trusted source acts first only while its precision over its last DETECTOR_MIN_DECIDED decided reports stays at
 # or above DETECTOR_MIN_PRECISION (enforcement/services/detectors.py).
 DETECTOR_MIN_DECIDED = env_int("DETECTOR_MIN_DECIDED", 20, minimum=1)
