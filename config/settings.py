@@ -181,7 +181,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic --noinput` copies the admin's and Swagger UI's files here (production: hashed names in a
+# manifest); whitenoise serves them from gunicorn, with no separate web server.
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or str(VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
