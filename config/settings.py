@@ -190,7 +190,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic --noinput` copies the admin's and Swagger UI's files here (production: hashed names in a
+# manifest); whitenoise serves them from gunicorn, with no separate web server.
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or str(VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -245,6 +247,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The queue tasks are sent to and workers read by default (one broker can then serve several installations).
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE") or "celery"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -256,9 +260,11 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # One run at a time (an advisory lock); a run still queued when the next is due is dropped, not stacked.
     "enforcement-sweep": {
         "task": "enforcement.tasks.sweep",
         "schedule": timedelta(seconds=env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)),
+        "options": {"expires": env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)},
     },
     # The edge store recovers from a lost publish: recent key changes every minute, everything hourly.
     "edge-republish-recent": {
@@ -306,7 +312,19 @@ ENFORCEMENT = {
     "EMAIL_RETRY_HOURS": env_int("EMAIL_RETRY_HOURS", 24, minimum=1),
     # An action scheduled longer ago than this without being applied is re-enqueued by the sweep.
     "SWEEP_GRACE_SECONDS": env_int("SWEEP_GRACE_SECONDS", 30, minimum=0),
+    # One sweep takes at most this many due actions of each kind (lost applies, expiries), earliest due first,
+    # and hands them to tasks SWEEP_CHUNK_SIZE ids a message; the next run takes the rest.
+    "SWEEP_BATCH_SIZE": env_int("SWEEP_BATCH_SIZE", 100_000, minimum=1),
+    "SWEEP_CHUNK_SIZE": env_int("SWEEP_CHUNK_SIZE", 500, minimum=1),
+    # An action the sweep handed to a task is not sent again for this long (its task may be queued or retrying).
+    "SWEEP_REQUEUE_BACKOFF_SECONDS": env_int("SWEEP_REQUEUE_BACKOFF_SECONDS", 600, minimum=0),
 }
+
+# The audit log's CSV export: a date range of at most this many days, read in keyset chunks of this many rows,
+# each chunk's query stopped by PostgreSQL after this many milliseconds.
+AUDIT_EXPORT_MAX_DAYS = env_int("AUDIT_EXPORT_MAX_DAYS", 366, minimum=1)
+AUDIT_EXPORT_CHUNK_SIZE = env_int("AUDIT_EXPORT_CHUNK_SIZE", 2000, minimum=1)
+AUDIT_EXPORT_STATEMENT_TIMEOUT_MS = env_int("AUDIT_EXPORT_STATEMENT_TIMEOUT_MS", 10_000, minimum=1)
 
 # A trusted source acts first only while its precision over its last DETECTOR_MIN_DECIDED decided reports stays at
 # or above DETECTOR_MIN_PRECISION (enforcement/services/detectors.py).

@@ -321,6 +321,11 @@ class EnforcementAction(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True, help_text="Act-first: confirmed by a lead.")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the sweep last handed this action to a task (apply or expire); it waits out "
+                  "SWEEP_REQUEUE_BACKOFF_SECONDS before sending the same action again.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

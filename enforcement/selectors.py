@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, F, Prefetch, QuerySet
+from django.db import connection, transaction
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
@@ -157,3 +158,34 @@ def sources_overview() -> list[dict]:
             "act_first_allowed": owner_trusted and not record.below_floor,
         })
     return rows
+
+
+# --------------------------------------------------------------------------- streaming a big read
+
+
+def keyset_chunks(queryset: QuerySet, *, chunk_size: int, statement_timeout_ms: int | None = None):
+    """Yield ``queryset``'s rows in (created_at, id) order, ``chunk_size`` at a time, each chunk its own query
+    resuming after the last row of the one before (keyset pagination: every chunk costs the same, however deep).
+
+    Nothing stays open between chunks (no cursor, no transaction), so closing the generator, as a server does
+    when a download is cancelled, ends the reading: no further query runs. On PostgreSQL each chunk's query
+    runs under ``statement_timeout_ms``."""
+    ordered = queryset.order_by("created_at", "id")
+    last = None
+    while True:
+        page = ordered
+        if last is not None:
+            # created_at >= t bounds the index scan; the OR only breaks ties at t.
+            page = page.filter(created_at__gte=last[0]).filter(Q(created_at__gt=last[0]) | Q(id__gt=last[1]))
+        with transaction.atomic():
+            if statement_timeout_ms and connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{statement_timeout_ms}ms"])
+            rows = list(page[:chunk_size])
+        yield from rows
+        if len(rows) < chunk_size:
+            return
+        key = (rows[-1].created_at, rows[-1].pk)
+        if last is not None and key <= last:  # never loop on a key that does not advance
+            raise RuntimeError(f"keyset pagination did not advance past {last}")
+        last = key

@@ -5,6 +5,7 @@ late, retried with backoff, and enqueued on commit. A lost message is found by t
 """
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -14,6 +15,7 @@ from accounts import edge
 from enforcement import notifications, services, tokens
 from enforcement.actors import Actor
 from enforcement.errors import NotFound
+from lib import queue
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,50 @@ def send_notification(self, notification_id: int) -> str:
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def apply_actions(action_ids: list[int]) -> dict:
+    """A chunk of scheduled actions the sweep found unapplied (their message lost or still queued): apply each.
+    One that fails goes on alone through ``apply_action``, with its retries and its failure record."""
+    outcome = {"done": 0, "missing": 0, "handed_on": 0}
+    for action_id in action_ids:
+        try:
+            services.action_apply(action_id=action_id)
+        except NotFound:
+            outcome["missing"] += 1
+            continue
+        except Exception as exc:
+            log.warning("applying action %s from the sweep failed: %s; it goes on alone", action_id, exc)
+            queue.enqueue(apply_action, action_id)
+            outcome["handed_on"] += 1
+            continue
+        outcome["done"] += 1  # applied now, or nothing to do (already applied, cancelled ...)
+    return outcome
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def expire_actions(action_ids: list[int], as_of: str | None = None) -> dict:
+    """A chunk of applied actions whose expiry passed by ``as_of`` (the sweep's time, ISO 8601; now if None):
+    lift each (one that fails is left to a later sweep)."""
+    now = datetime.fromisoformat(as_of) if as_of else None
+    outcome = {"done": 0, "missing": 0, "failed": 0}
+    for action_id in action_ids:
+        try:
+            services.action_expire(action_id=action_id, now=now)
+        except NotFound:
+            outcome["missing"] += 1
+            continue
+        except Exception:
+            log.exception("expiring action %s failed; a later sweep tries again", action_id)
+            outcome["failed"] += 1
+            continue
+        outcome["done"] += 1  # expired now, or nothing to do (not due, already lifted ...)
+    return outcome
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def sweep() -> dict:
     report = services.sweep()
     return {
+        "skipped": report.skipped,
         "requeued_actions": len(report.requeued_actions),
         "expired_actions": len(report.expired_actions),
         "escalated_actions": len(report.escalated_actions),

@@ -14,8 +14,9 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 
-def enqueue(task, *args) -> None:
+def enqueue(task, *args) -> bool:
     """Send a task (a task or its registered name); if the broker is unreachable, log it: the sweep sends it again.
+    Returns whether it was sent.
 
     By name, a lower module sends a task that a higher one defines without importing it.
     """
@@ -25,6 +26,8 @@ def enqueue(task, *args) -> None:
         task.apply_async(args=args)
     except Exception:
         log.exception("could not enqueue %s%r; the sweep will retry", task.name, args)
+        return False
+    return True
 
 
 def enqueue_on_commit(task, *args) -> None:

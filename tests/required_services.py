@@ -42,6 +42,23 @@ def _redis_missing() -> str | None:
 
 
 @functools.cache
+def _rabbitmq_missing() -> str | None:
+    """RabbitMQ as a broker is checked when ``E2E_AMQP_URL`` names one (``.ci/run`` sets it); unset, the test
+    skips (a developer's machine without RabbitMQ), set but unreachable, it fails in CI like any service."""
+    url = os.environ.get("E2E_AMQP_URL")
+    if not url:
+        return None
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # the URL itself is not shown: it may hold a password
+        return f"the RabbitMQ named by E2E_AMQP_URL cannot be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
+@functools.cache
 def _browser_missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"Chromium not found at {CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)"
@@ -57,6 +74,7 @@ SERVICES = {
     "postgres": ("PostgreSQL", _postgres_missing),
     "redis": ("Redis", _redis_missing),
     "browser": ("headless Chromium", _browser_missing),
+    "rabbitmq": ("RabbitMQ", _rabbitmq_missing),
 }
 
 

@@ -49,3 +49,17 @@ def test_in_ci_an_unreachable_redis_fails_them_too(tmp_path):
     )
     assert counts.get("error", 0) > 0 and "skipped" not in counts, output
     assert "the Redis named by REDIS_URL cannot be reached" in output
+
+
+def test_in_ci_an_unreachable_rabbitmq_fails_the_worker_tests_on_it(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name not in SERVICE_URLS}
+    env.update(VAR_DIR=str(tmp_path), DJANGO_PROFILE="test", CI_REQUIRE_SERVICES="1",
+               E2E_AMQP_URL="amqp://guest:guest@127.0.0.1:1//")  # nothing listens on port 1
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "rabbitmq", "tests/test_worker_e2e.py"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "error" in summary and "passed" not in summary and "skipped" not in summary, result.stdout
+    assert "needs RabbitMQ, and CI_REQUIRE_SERVICES=1 forbids skipping: the RabbitMQ named by E2E_AMQP_URL cannot " \
+           "be reached" in result.stdout

@@ -1,6 +1,8 @@
 """End to end with a real Celery worker process: nobody calls a task by hand.
 
-The broker is CELERY_BROKER_URL when set (Redis in CI), else the embedded filesystem broker.
+Each test runs twice: on the configured broker (CELERY_BROKER_URL: Redis in CI, else the embedded filesystem
+broker) and on RabbitMQ (the broker ``E2E_AMQP_URL`` names; ``.ci/run`` sets it, skipped when unset). Messages
+go to a queue of this run's own, so a broker shared with other installations is not disturbed.
 """
 
 import os
@@ -36,21 +38,55 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def _reset_producers() -> None:
+    """Make the test process's Celery app connect and route afresh (after its broker URL and queue changed):
+    its connection pool, and its AMQP helper, which holds the queues and producers built from the old ones."""
+    celery_app._pool = None  # kombu keeps the pool per URL (closing it would close it for the next user too)
+    celery_app.__dict__.pop("amqp", None)
+
+
+@pytest.fixture(params=["configured", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker(request):
+    """The broker URL the test process and the worker share, and a queue of this run's own on it."""
+    if request.param == "configured":
+        url = settings.CELERY_BROKER_URL
+    else:
+        url = os.environ.get("E2E_AMQP_URL")
+        if not url:
+            pytest.skip("E2E_AMQP_URL is not set (.ci/run sets it to the local RabbitMQ)")
+    queue_name = f"e2e-{os.getpid()}-{request.param}"
+    names = ("broker_url", "broker_read_url", "broker_write_url", "task_default_queue")
+    saved = {name: celery_app.conf[name] for name in names}
+    celery_app.conf.update(broker_url=url, broker_read_url=url, broker_write_url=url, task_default_queue=queue_name)
+    _reset_producers()
+    yield url, queue_name
+    try:
+        if request.param == "rabbitmq":  # leave nothing behind on a shared server
+            with celery_app.connection_for_write() as connection:
+                connection.default_channel.queue_delete(queue_name)
+    finally:
+        celery_app.conf.update(saved)
+        _reset_producers()
+
+
 @pytest.fixture
-def worker():
-    """A real `celery worker` process on the test database and the configured broker."""
+def worker(broker):
+    """A real `celery worker` process on the test database and the broker under test."""
+    url, queue_name = broker
     celery_app.conf.task_always_eager = False
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue_name,
         "VAR_DIR": str(settings.VAR_DIR),
         "EMAIL_URL": "locmem://",
         "SWEEP_GRACE_SECONDS": "0",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--hostname", f"e2e-{os.getpid()}@%h"],
+         "--without-gossip", "--without-mingle", "--queues", queue_name,
+         "--hostname", f"e2e-{os.getpid()}-{queue_name}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     log: list[str] = []

@@ -3,18 +3,22 @@ and search of the list it was exported from."""
 
 import csv
 import json
+from datetime import datetime, time, timedelta
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponse, StreamingHttpResponse
-from django.urls import path
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from enforcement.admin.base import WorkflowAdmin, case_number
 from enforcement.admin.filters import VerbFamilyFilter
 from enforcement.models import AuditEvent
+from enforcement.selectors import keyset_chunks
 
 
 @admin.register(AuditEvent)
@@ -79,10 +83,15 @@ def csv_cell(value) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def audit_csv_rows(queryset):
+def audit_csv_rows(queryset, *, chunk_size: int | None = None):
+    """The CSV, a line at a time, read from the database in keyset chunks as the client takes it: the first row
+    goes out after one chunk's query, and a download cancelled (the generator closed) runs no further query."""
     writer = csv.writer(_Echo())
     yield writer.writerow(AUDIT_COLUMNS)
-    for event in queryset.select_related("account").iterator(chunk_size=2000):
+    events = keyset_chunks(queryset.select_related("account"),
+                           chunk_size=chunk_size or settings.AUDIT_EXPORT_CHUNK_SIZE,
+                           statement_timeout_ms=settings.AUDIT_EXPORT_STATEMENT_TIMEOUT_MS)
+    for event in events:
         yield writer.writerow(csv_cell(cell) for cell in [
             event.pk, event.created_at.isoformat(), event.actor_type, event.actor_label, event.verb,
             event.target_type, event.target_id, event.case_id or "",
@@ -93,14 +102,47 @@ def audit_csv_rows(queryset):
         ])
 
 
+def _moment(value: str | None):
+    """A bound of the list's "By created at" filter (a date or a date and time), aware; None if absent."""
+    if not value:
+        return None
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            return None
+        moment = datetime.combine(day, time.min)
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def export_range_problem(params) -> str | None:
+    """Why the export cannot run with these list parameters: it needs a date range of at most
+    ``AUDIT_EXPORT_MAX_DAYS`` days (the list's "By created at" filter). None when it can."""
+    max_days = settings.AUDIT_EXPORT_MAX_DAYS
+    since, until = _moment(params.get("created_at__gte")), _moment(params.get("created_at__lt")) or timezone.now()
+    if since is None:
+        return (f"Choose a date range under \"By created at\" before exporting (today, the past 7 days, this month "
+                f"or this year): the export covers at most {max_days} days.")
+    if until - since > timedelta(days=max_days):
+        return f"That date range is too long to export: at most {max_days} days."
+    return None
+
+
 def audit_export(model_admin, request):
-    """The audit log as CSV, with the filters and search of the list it was exported from."""
+    """The audit log as CSV, with the filters and search of the list it was exported from, over a date range."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
+    list_url = reverse("admin:enforcement_auditevent_changelist") + (
+        f"?{request.GET.urlencode()}" if request.GET else "")
+    problem = export_range_problem(request.GET)
+    if problem:
+        messages.error(request, problem)
+        return HttpResponseRedirect(list_url)
     try:
         changelist = model_admin.get_changelist_instance(request)
     except IncorrectLookupParameters:
-        return HttpResponse("Unknown filter.", status=400, content_type="text/plain")
+        messages.error(request, "Unknown filter: nothing was exported.")
+        return HttpResponseRedirect(reverse("admin:enforcement_auditevent_changelist"))
     response = StreamingHttpResponse(audit_csv_rows(changelist.queryset), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
     return response

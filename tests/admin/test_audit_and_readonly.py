@@ -2,13 +2,18 @@
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from enforcement import services
 from enforcement.models import AuditEvent, Case, EnforcementAction, Violation
 from tests.admin.conftest import report
 
+# The export needs a date range: this week, as the list's "By created at" filter links it.
+WEEK = {"created_at__gte": str(timezone.now() - timedelta(days=6)),
+        "created_at__lt": str(timezone.now() + timedelta(days=1))}
 WORKFLOW_MODELS = ["case", "violation", "enforcementaction", "appeal", "notification", "auditevent"]
 
 
@@ -61,7 +66,7 @@ def test_audit_log_filters_and_search(auditor_client, worked_case):
 
 
 def test_audit_csv_export_follows_the_filters(auditor_client, worked_case):
-    response = auditor_client.get("/admin/enforcement/auditevent/export/", {"family": "action"})
+    response = auditor_client.get("/admin/enforcement/auditevent/export/", {"family": "action", **WEEK})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
@@ -72,7 +77,7 @@ def test_audit_csv_export_follows_the_filters(auditor_client, worked_case):
     assert all(row["case"] == str(worked_case.pk) for row in rows)
     assert rows[0]["account"] == worked_case.account.public_id
 
-    everything = auditor_client.get("/admin/enforcement/auditevent/export/")
+    everything = auditor_client.get("/admin/enforcement/auditevent/export/", WEEK)
     assert len(list(csv.reader(io.StringIO(b"".join(everything.streaming_content).decode())))) == (
         AuditEvent.objects.count() + 1
     )
@@ -80,7 +85,7 @@ def test_audit_csv_export_follows_the_filters(auditor_client, worked_case):
 
 def test_outsider_cannot_read_or_export_the_audit_log(outsider_client, worked_case):
     assert outsider_client.get("/admin/enforcement/auditevent/").status_code == 403
-    assert outsider_client.get("/admin/enforcement/auditevent/export/").status_code == 403
+    assert outsider_client.get("/admin/enforcement/auditevent/export/", WEEK).status_code == 403
 
 
 def test_detail_pages_of_actions_and_violations_lead_to_the_case(agent_client, worked_case):
@@ -110,7 +115,7 @@ def test_the_csv_export_neutralises_formulas(auditor_client, as_agent, make_acco
     """OWASP's CSV injection rule: a cell a spreadsheet would run as a formula starts with a quote."""
     case = report(as_detector, make_account()).violation.case
     services.case_resolve(actor=as_agent, case_id=case.pk, resolution='=HYPERLINK("http://evil.example","x")')
-    response = auditor_client.get("/admin/enforcement/auditevent/export/", {"q": f"case:{case.pk}"})
+    response = auditor_client.get("/admin/enforcement/auditevent/export/", {"q": f"case:{case.pk}", **WEEK})
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     notes = [row["note"] for row in rows if row["verb"] == "case.resolved"]
     assert notes == ['\'=HYPERLINK("http://evil.example","x")']

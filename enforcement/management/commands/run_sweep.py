@@ -11,6 +11,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, dry_run=False, **options):
         report = services.sweep(dry_run=dry_run)
+        if report.skipped:
+            self.stdout.write("another sweep is running; nothing done")
+            return
         prefix = "would " if dry_run else ""
         self.stdout.write(f"{prefix}re-enqueue actions: {report.requeued_actions}")
         self.stdout.write(f"{prefix}expire actions: {report.expired_actions}")
