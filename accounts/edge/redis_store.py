@@ -132,7 +132,7 @@ class RedisEdgeStore(EdgeStore):
             keys_and_args += (origin, "1" if refuse_origin else "0")
         try:
             try:
-                answer = self.client.evalsha(self._check.sha, 3, *keys_and_args)
+                answer = self._evalsha_check(keys_and_args)
             except self._no_script:
                 answer = self._check(keys=keys_and_args[:3], args=keys_and_args[3:])
         except self._redis_errors as exc:
@@ -141,6 +141,9 @@ class RedisEdgeStore(EdgeStore):
         if reason == b"not_built":
             raise EdgeNotBuilt(NOT_BUILT)
         return Verdict(reason.decode(), int(limit), int(remaining), int(wait))
+
+    def _evalsha_check(self, keys_and_args: tuple):
+        return self.client.evalsha(self._check.sha, 3, *keys_and_args)
 
     def _counting_spec(self, windows, ns: str) -> bytes:
         return counting_spec(windows.length_ms, windows.retention_ms, ns)
