@@ -311,9 +311,14 @@ def violation_report_batch(*, actor: Actor, reports: list[dict]) -> list[ReportR
 
     items = _batch_resolve_inputs(reports, new, answers)
     if items:
+        # Redacted before the transaction: the account rows stay locked for the writes alone.
+        redacted = {index: (redact(reports[index]["summary"]), redact(reports[index].get("evidence") or {}))
+                    for index, *_ in items}
         try:
             with transaction.atomic():
-                for index, result in _violations_create_bulk(actor=actor, reports=reports, items=items).items():
+                for index, result in _violations_create_bulk(
+                    actor=actor, reports=reports, items=items, redacted=redacted
+                ).items():
                     answers[index] = result
         except IntegrityError:
             # Someone reported one of these at the same moment: item by item, as the single path does.
@@ -369,7 +374,10 @@ def _audit_row(actor: Actor, verb: str, target, *, case, account, after: dict) -
     )
 
 
-def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tuple]) -> dict[int, ReportResult]:
+def _violations_create_bulk(
+    *, actor: Actor, reports: list[dict], items: list[tuple], redacted: dict[int, tuple[str, dict]]
+) -> dict[int, ReportResult]:
+    """``redacted``: each item's summary and evidence, already redacted."""
     now = timezone.now()
     account_ids = sorted({account.pk for _, account, *_ in items})
     # Account rows locked in id order (as the single path locks one), so concurrent batches cannot deadlock.
@@ -402,7 +410,7 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
             source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted[index],
             reporter_kind=actor.kind,
             reported_by=actor.label, observed_at=report.get("observed_at") or now,
-            summary=redact(report["summary"]), evidence=redact(report.get("evidence") or {}),
+            summary=redacted[index][0], evidence=redacted[index][1],
         ))
     bulk_insert(Violation, violations)  # one JSON parameter on PostgreSQL, not one per value
     audit_rows = [
