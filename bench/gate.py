@@ -2,6 +2,7 @@
 """Gate throughput against Redis, next to raw round trips, and the time from an action's commit to the gate refusing.
 
     python bench/gate.py [--clients 4] [--seconds 3] [--repeats 3] [--rounds 100] [--wide-keys 1000] [--wide-rounds 10]
+                         [--cluster redis+cluster://127.0.0.1:7104,127.0.0.1:7105,127.0.0.1:7106]
 
 1. Decisions per second through ``accounts.gate.check`` with several client processes, and in the
    same run raw round trips per second with the same clients (PING, and EVALSHA of a script that
@@ -13,6 +14,10 @@
 2. With a real Celery worker running (started here, stopped at the end): the time from the commit
    of ``action_apply`` (a suspension) to the gate refusing the account's key, p50/p99. Then the
    same for an account with ``--wide-keys`` keys, until its last key is refused.
+
+``--cluster URL`` (or ``EDGE_STORE_URL=redis+cluster://...``) runs both against a Redis Cluster instead (the raw
+round trips then go to one master each: EVALSHA of the no-op script with no key, PING to one master); the
+worker is given the same URL.
 
 Environment (defaults in brackets): REDIS_URL [redis://127.0.0.1:6379/2], CELERY_BROKER_URL
 [redis://127.0.0.1:6379/3], DATABASE_URL [postgres://postgres@127.0.0.1:5432/enf_bench_edge]
@@ -54,8 +59,14 @@ def _client(kind: str, token: str, seconds: float, start, results) -> None:
 
     from accounts import edge, gate
 
-    client = edge.get_store().client
+    store = edge.get_store()
+    client = store.client
     noop = client.script_load(NOOP_LUA)
+    ping = client.ping
+    if isinstance(store, edge.RedisClusterEdgeStore):  # one master per client process, as EVALSHA reaches one
+        primaries = client.get_primaries()
+        node = primaries[os.getpid() % len(primaries)]
+        ping = lambda: client.ping(target_nodes=node)  # noqa: E731
     start.wait()
     count, cpu, deadline = 0, time.process_time(), time.perf_counter() + seconds
     if kind == "gate":
@@ -81,14 +92,19 @@ def _client(kind: str, token: str, seconds: float, start, results) -> None:
     else:
         while time.perf_counter() < deadline:
             for _ in range(32):
-                client.ping()
+                ping()
             count += 32
     results.put((count, time.process_time() - cpu))
 
 
 def _server_usec(client, command: str) -> tuple[int, int]:
-    stats = client.info("commandstats").get(f"cmdstat_{command}", {})
-    return stats.get("calls", 0), stats.get("usec", 0)
+    """Calls and server time of a command so far, summed over every master of a cluster."""
+    if hasattr(client, "get_primaries"):
+        per_node = list(client.info("commandstats", target_nodes=client.get_primaries()).values())
+    else:
+        per_node = [client.info("commandstats")]
+    stats = [node.get(f"cmdstat_{command}", {}) for node in per_node]
+    return sum(s.get("calls", 0) for s in stats), sum(s.get("usec", 0) for s in stats)
 
 
 def throughput(kind: str, tokens: list[str], seconds: float, client) -> tuple[float, float, float]:
@@ -218,7 +234,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--wide-keys", type=int, default=1000)
     parser.add_argument("--wide-rounds", type=int, default=10)
+    parser.add_argument("--cluster", metavar="URL", help="a redis+cluster:// URL: measure the edge store on it")
     args = parser.parse_args()
+    if args.cluster:
+        os.environ["EDGE_STORE_URL"] = args.cluster
 
     import django
 
@@ -227,17 +246,20 @@ def main() -> None:
     from django.core.management import call_command
 
     from accounts import edge
+    from accounts.edge.redis_cluster_store import is_cluster_url
     from accounts.tokens import generate_token, hash_token, prefix_of
     from enforcement.actors import Actor
     from tests.factories import UserFactory
 
-    if not settings.REDIS_URL:
-        raise SystemExit("REDIS_URL must name a Redis: the bench measures the Redis edge store.")
-    print(f"Redis {settings.REDIS_URL}, broker {settings.CELERY_BROKER_URL}, "
+    if not settings.EDGE_STORE_URL:
+        raise SystemExit("REDIS_URL (or EDGE_STORE_URL, --cluster) must name a Redis: the bench measures the Redis "
+                         "edge store.")
+    print(f"Edge store {settings.EDGE_STORE_URL}, broker {settings.CELERY_BROKER_URL}, "
           f"database {settings.DATABASES['default']['NAME']}, {os.cpu_count()} CPU(s)")
 
     # 1. Throughput, in a namespace of its own.
-    store = edge.RedisEdgeStore(settings.REDIS_URL, namespace=f"bench-edge-{uuid.uuid4().hex[:8]}:")
+    kind = edge.RedisClusterEdgeStore if is_cluster_url(settings.EDGE_STORE_URL) else edge.RedisEdgeStore
+    store = kind(settings.EDGE_STORE_URL, namespace=f"bench-edge-{uuid.uuid4().hex[:8]}:")
     edge.use_store(store)
     tokens = [generate_token("secret") for _ in range(args.clients)]
     store.publish([edge.KeyRecord(hash_token(t), prefix_of(t), "active", 10**9, 10**9, 1) for t in tokens])

@@ -115,6 +115,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or None  # the edge store of key states, and by default the cache
+# The edge store alone, if not REDIS_URL's Redis: redis://... or redis+cluster://host:port[,host:port...].
+EDGE_STORE_URL = env_str("EDGE_STORE_URL") or REDIS_URL
+if EDGE_STORE_URL and EDGE_STORE_URL.partition("://")[0].lower() not in ("redis", "rediss", "unix", "redis+cluster"):
+    raise ImproperlyConfigured("EDGE_STORE_URL must be a redis://, rediss://, unix:// or redis+cluster:// URL.")
 # The gate's per-IP buckets group IPv6 addresses by network: one subscriber holds a whole /64.
 EDGE_IPV6_PREFIX = env_int("EDGE_IPV6_PREFIX", 64, minimum=16)
 if EDGE_IPV6_PREFIX > 128:

@@ -10,7 +10,8 @@ store from it, and a periodic task republishes recent changes in case a message 
   (``decide``, ``bucket_used``: what ``lua/check.lua`` does inside Redis); the refusal windows the gate
   counts in (``refusal_windows``) and the sightings of server keys in web pages (``BrowserSighting``), which
   the store records and enforcement reads.
-- ``redis_store``: ``RedisEdgeStore`` (when ``settings.REDIS_URL`` is set), its Lua scripts in ``lua/``.
+- ``redis_store``: ``RedisEdgeStore`` (``settings.EDGE_STORE_URL``, by default ``REDIS_URL``), its Lua scripts in
+  ``lua/``; ``redis_cluster_store``: ``RedisClusterEdgeStore``, the same on Redis Cluster (``redis+cluster://``).
 - ``sqlite_store``: ``SQLiteEdgeStore``, one SQLite file under ``VAR_DIR`` (the quick start, no Redis).
 - ``current_store``: which of the two this process uses (``get_store``, ``use_store``).
 - ``publishing``: from the database to the store (on commit, from the worker, the rebuild).
@@ -26,6 +27,7 @@ from accounts.edge.publishing import (
     publish_keys_on_commit,
     rebuild,
 )
+from accounts.edge.redis_cluster_store import RedisClusterEdgeStore
 from accounts.edge.redis_store import RedisEdgeStore
 from accounts.edge.sqlite_store import SQLiteEdgeStore
 from accounts.edge.store import (
@@ -49,6 +51,7 @@ __all__ = [
     "EdgeUnavailable",
     "KeyRecord",
     "RebuildReport",
+    "RedisClusterEdgeStore",
     "RedisEdgeStore",
     "RefusalWindows",
     "SQLiteEdgeStore",

@@ -1,4 +1,5 @@
-"""The store this process uses: Redis when ``REDIS_URL`` is set, else the SQLite file in ``VAR_DIR``."""
+"""The store this process uses: ``EDGE_STORE_URL`` (by default ``REDIS_URL``) names a Redis, or with
+``redis+cluster://`` a Redis Cluster; without either, the SQLite file in ``VAR_DIR``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from accounts.edge.redis_cluster_store import RedisClusterEdgeStore, is_cluster_url
 from accounts.edge.redis_store import RedisEdgeStore
 from accounts.edge.sqlite_store import SQLiteEdgeStore
 from accounts.edge.store import EdgeStore
@@ -22,11 +24,14 @@ def get_store() -> EdgeStore:
     global _store, _store_config
     if _override is not None:
         return _override
-    config = (settings.REDIS_URL, str(settings.VAR_DIR))
+    url = settings.EDGE_STORE_URL
+    config = (url, str(settings.VAR_DIR))
     if _store is None or _store_config != config:
         with _lock:
-            if settings.REDIS_URL:
-                _store = RedisEdgeStore(settings.REDIS_URL)
+            if is_cluster_url(url):
+                _store = RedisClusterEdgeStore(url)
+            elif url:
+                _store = RedisEdgeStore(url)
             else:
                 _store = SQLiteEdgeStore(Path(settings.VAR_DIR) / "edge.sqlite3")
             _store_config = config

@@ -1,4 +1,4 @@
-"""The Redis edge store (when ``settings.REDIS_URL`` is set).
+"""The Redis edge store (``settings.EDGE_STORE_URL``, by default ``REDIS_URL``).
 
 A hash per key (``edge:key:<sha256>``: its state and its per-key bucket), a self-expiring string per
 (key, address) bucket, and an index from key prefix to token hash (so a key whose token hash changes
@@ -10,6 +10,10 @@ key's refusals (``edge:refusals:<window start ms>``: token hash -> count), a sor
 the addresses refused most (``edge:refusals:<start>:<sha256>``), a hash per key of the web origins it was
 presented from (``edge:origins:<sha256>``: origin -> ``first:last:requests``), and the set of those keys
 (``edge:exposed``).
+
+Every name a key's scripts touch starts with that key's namespace (``key_namespace``): the store's own on a
+single Redis; on Redis Cluster (``redis_cluster_store``) the same plus a hash tag, so that a decision stays one
+script on one slot.
 """
 
 from __future__ import annotations
@@ -62,9 +66,13 @@ class RedisEdgeStore(EdgeStore):
 
         self._redis_errors = (redis.RedisError, OSError)
         self._no_script = redis.exceptions.NoScriptError
+        self.url = url
         self.namespace = namespace
         self._built_key = f"{namespace}built"
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self._register_scripts()
+
+    def _register_scripts(self) -> None:
         self._publish = self.client.register_script(PUBLISH_LUA)
         self._check = self.client.register_script(CHECK_LUA)
         self._remove = self.client.register_script(REMOVE_LUA)
@@ -77,8 +85,12 @@ class RedisEdgeStore(EdgeStore):
         except self._redis_errors as exc:
             raise EdgeUnavailable(f"Redis: {exc}") from exc
 
+    def key_namespace(self, sha: str) -> str:
+        """The start of every name that belongs to a key (its state, buckets, counters, origins)."""
+        return self.namespace
+
     def _state_key(self, sha: str) -> str:
-        return f"{self.namespace}key:{sha}"
+        return f"{self.key_namespace(sha)}key:{sha}"
 
     def publish(self, records: Iterable[KeyRecord], *, force: bool = False) -> int:
         written = 0
@@ -126,15 +138,16 @@ class RedisEdgeStore(EdgeStore):
     ) -> Verdict:
         # The hot path: EVALSHA straight on the client (the script is loaded again only if Redis lost it).
         windows = refusal_windows()
+        ns = self.key_namespace(token_sha256)
         keys_and_args = (
-            f"{self.namespace}key:{token_sha256}", f"{self.namespace}rl:{token_sha256}:{ip}", self._built_key,
-            "" if now_ms is None else now_ms, counting_spec(windows.length_ms, windows.retention_ms, self.namespace),
+            f"{ns}key:{token_sha256}", f"{ns}rl:{token_sha256}:{ip}", f"{ns}built",
+            "" if now_ms is None else now_ms, self._counting_spec(windows, ns),
         )
         if origin is not None:
             keys_and_args += (origin, "1" if refuse_origin else "0")
         try:
             try:
-                answer = self.client.evalsha(self._check.sha, 3, *keys_and_args)
+                answer = self._evalsha_check(keys_and_args)
             except self._no_script:
                 answer = self._check(keys=keys_and_args[:3], args=keys_and_args[3:])
         except self._redis_errors as exc:
@@ -144,8 +157,14 @@ class RedisEdgeStore(EdgeStore):
             raise EdgeNotBuilt(NOT_BUILT)
         return Verdict(reason.decode(), int(limit), int(remaining), int(wait))
 
-    def _refusals_key(self, window_start_ms: int) -> str:
-        return f"{self.namespace}refusals:{window_start_ms}"
+    def _evalsha_check(self, keys_and_args: tuple):
+        return self.client.evalsha(self._check.sha, 3, *keys_and_args)
+
+    def _counting_spec(self, windows, ns: str) -> bytes:
+        return counting_spec(windows.length_ms, windows.retention_ms, ns)
+
+    def _refusals_key(self, window_start_ms: int, ns: str | None = None) -> str:
+        return f"{ns or self.namespace}refusals:{window_start_ms}"
 
     def refusal_counts(self, window_start_ms: int, *, hashes: list[str] | None = None) -> dict[str, int]:
         name = self._refusals_key(window_start_ms)
@@ -159,8 +178,10 @@ class RedisEdgeStore(EdgeStore):
 
     def refused_addresses(self, token_sha256: str, window_start_ms: int, *, limit: int = 10) -> list[tuple[str, int]]:
         with self._unavailable():
-            top = self.client.zrevrange(f"{self._refusals_key(window_start_ms)}:{token_sha256}", 0, limit - 1,
-                                        withscores=True)
+            top = self.client.zrevrange(
+                f"{self._refusals_key(window_start_ms, self.key_namespace(token_sha256))}:{token_sha256}",
+                0, limit - 1, withscores=True,
+            )
         return [(address.decode(), int(count)) for address, count in top]
 
     def browser_sightings(self) -> list[BrowserSighting]:

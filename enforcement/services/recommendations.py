@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Case as Case_
-from django.db.models import IntegerField, QuerySet, Value, When
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enforcement import ladder
@@ -30,6 +31,17 @@ def strikes_for(*, account_id: int, window_days: int, now: datetime, exclude_cas
     if exclude_case_id is not None:
         actions = actions.exclude(case_id=exclude_case_id)
     return actions.values("case_id").distinct().count()
+
+
+def strikes_subquery(*, window_days: int, now: datetime):
+    """``strikes_for`` of a case's account, its own case excluded, as an expression on a ``Case`` queryset: the
+    report path reads it with the case it locks, in the same query."""
+    counted = (
+        strike_actions().filter(account_id=OuterRef("account_id"), applied_at__gte=now - timedelta(days=window_days))
+        .exclude(case_id=OuterRef("pk")).order_by().values("account_id")
+        .annotate(n=Count("case_id", distinct=True)).values("n")[:1]
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
 class StrikeHistory:
@@ -114,9 +126,13 @@ def worst_open_violation(case_id: int) -> Violation | None:
     )
 
 
-def recommend(rule: Rule, severity: str, case: Case, trusted: bool, now: datetime) -> ladder.Recommendation:
+def recommend(
+    rule: Rule, severity: str, case: Case, trusted: bool, now: datetime, *, strikes: int | None = None
+) -> ladder.Recommendation:
+    """The ladder's advice; ``strikes``: the account's strikes in the rule's window, if already read."""
     window = strike_window_days(rule)
-    strikes = strikes_for(account_id=case.account_id, window_days=window, now=now, exclude_case_id=case.pk)
+    if strikes is None:
+        strikes = strikes_for(account_id=case.account_id, window_days=window, now=now, exclude_case_id=case.pk)
     return ladder.recommend(
         rule=ladder.RulePolicy.from_rule(rule),
         severity=severity,

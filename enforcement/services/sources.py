@@ -7,11 +7,12 @@ Sources the system reports under (``github-secret-scanning``, ``gate``) are rese
 """
 
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 
 from enforcement.actors import MANAGE_TOKENS, Actor, identities_of
 from enforcement.audit import audit_record
 from enforcement.errors import Forbidden, NotFound, ServiceError, ValidationFailed
-from enforcement.models import ServiceToken, Source
+from enforcement.models import ServiceToken, Source, Violation
 from enforcement.services.locks import for_update
 
 RESERVED_SOURCES = frozenset({"github-secret-scanning", "gate"})
@@ -36,9 +37,16 @@ def check_source(actor: Actor, source: Source) -> ServiceError | None:
     return None
 
 
-def source_for_report(*, actor: Actor, name: str) -> Source:
-    """The source a report names: claimed for the actor on first use, refused if it is another reporter's."""
-    source = Source.objects.select_related("owner_token").filter(name=name).first()
+def source_for_report(*, actor: Actor, name: str, reported: tuple[str, str] | None = None) -> Source:
+    """The source a report names: claimed for the actor on first use, refused if it is another reporter's.
+
+    ``reported``: a report's (source, external_id); the id of the violation stored under it, if any, is read in
+    the same query as ``source.reported_violation_id`` (absent when the source had to be created or claimed)."""
+    sources = Source.objects.select_related("owner_token").filter(name=name)
+    if reported is not None:
+        earlier = Violation.objects.filter(source=reported[0], external_id=reported[1]).values("pk")[:1]
+        sources = sources.annotate(reported_violation_id=Subquery(earlier))
+    source = sources.first()
     if source is None:
         try:
             with transaction.atomic():

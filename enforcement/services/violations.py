@@ -1,11 +1,15 @@
 """Violations: reported one by one or in batches (idempotent per source and external id), and dismissed."""
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db.models import DateTimeField, JSONField, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import Account, APIKey
 from enforcement import ladder, notifications, sla
@@ -18,8 +22,17 @@ from enforcement.services.actions import act_first_suspend, action_propose_locke
 from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
 from enforcement.services.detectors import report_trusted
 from enforcement.services.locks import for_update, lock_case
-from enforcement.services.recommendations import recommend, recommendation_for, strikes_for_cases
+from enforcement.services.recommendations import (
+    recommend,
+    recommendation_for,
+    strike_window_days,
+    strikes_for_cases,
+    strikes_subquery,
+)
 from enforcement.services.sources import source_for_report
+from lib.bulk import bulk_insert
+
+_UNREAD = object()
 
 
 @dataclass
@@ -56,13 +69,47 @@ def _missing_report_fields(report: dict) -> dict[str, list[str]]:
     }
 
 
+_RULE_FIELDS = tuple(Rule._meta.concrete_fields)
+
+
+def _active_rule_row(code: str) -> Subquery:
+    """The active rule ``code`` as one JSON object (None if there is none), to read beside another row."""
+    row = JSONObject(**{field.attname: field.attname for field in _RULE_FIELDS})
+    return Subquery(Rule.objects.filter(code=code, is_active=True).values(row=row)[:1], output_field=JSONField())
+
+
+def _rule_from_row(row: dict) -> Rule:
+    """A ``Rule`` as the database would load it, from ``_active_rule_row``'s object (SQLite gives its JSON
+    columns as text and its times without a zone; PostgreSQL gives both typed)."""
+    values = []
+    for field in _RULE_FIELDS:
+        value = row[field.attname]
+        if isinstance(field, JSONField) and isinstance(value, str):
+            value = json.loads(value)
+        elif isinstance(field, DateTimeField) and isinstance(value, str):
+            value = parse_datetime(value)
+            if value is not None and timezone.is_naive(value):
+                value = timezone.make_aware(value, UTC)
+        else:
+            value = field.to_python(value)
+        values.append(value)
+    return Rule.from_db(DEFAULT_DB_ALIAS, [field.attname for field in _RULE_FIELDS], values)
+
+
 def _resolve_report_inputs(*, account, rule, api_key, severity):
-    """The report's account (row-locked: it serialises "find or open the account's case"), rule and key."""
+    """The report's account (row-locked: it serialises "find or open the account's case"), rule and key.
+
+    A rule named by its code is read in the account's query (one round trip for both)."""
     accounts = for_update(Account.objects)
-    account_obj = (
-        accounts.filter(pk=account.pk) if isinstance(account, Account) else accounts.filter(public_id=account)
-    ).first()
-    rule_obj = rule if isinstance(rule, Rule) else Rule.objects.filter(code=rule, is_active=True).first()
+    accounts = accounts.filter(pk=account.pk) if isinstance(account, Account) else accounts.filter(public_id=account)
+    rule_obj = rule if isinstance(rule, Rule) else None
+    if rule_obj is None:
+        accounts = accounts.annotate(rule_row=_active_rule_row(rule))
+    account_obj = accounts.first()
+    if rule_obj is None and account_obj is not None:
+        rule_obj = _rule_from_row(account_obj.rule_row) if account_obj.rule_row else None
+    elif rule_obj is None:  # no account: the rule is read alone, so that the answer names every problem
+        rule_obj = Rule.objects.filter(code=rule, is_active=True).first()
     key_obj = None
     if api_key:
         key_obj = api_key if isinstance(api_key, APIKey) else APIKey.objects.filter(prefix=api_key).first()
@@ -91,8 +138,17 @@ def violation_report(
     missing = _missing_report_fields({"source": source, "external_id": external_id, "summary": summary})
     if missing:
         raise ValidationFailed("The violation report is not valid.", fields=missing)
-    source_for_report(actor=actor, name=source[:64])  # before anything stored under it is looked at
-    existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case", "rule").first()
+    # The source is checked before anything stored under it is answered; the earlier report, if any, is read
+    # in the same query.
+    source_row = source_for_report(actor=actor, name=source[:64], reported=(source, external_id))
+    reported_id = getattr(source_row, "reported_violation_id", _UNREAD)
+    if reported_id is _UNREAD:
+        existing = Violation.objects.filter(source=source, external_id=external_id).select_related("case", "rule")
+        existing = existing.first()
+    elif reported_id is not None:
+        existing = Violation.objects.select_related("case", "rule").filter(pk=reported_id).first()
+    else:
+        existing = None
     if existing is not None:
         return ReportResult(existing, False, recommendation_for(existing.case))
     try:
@@ -115,7 +171,11 @@ def violation_report(
 
 def _violation_create(*, actor, account, rule, key, source, external_id, summary, severity, observed_at, evidence):
     now = timezone.now()
-    case = for_update(Case.objects).filter(account=account).exclude(status=Case.Status.CLOSED).first()
+    # The open case, locked, with its account's strikes in the rule's window (the ladder's input) beside it.
+    case = (
+        for_update(Case.objects).filter(account=account).exclude(status=Case.Status.CLOSED)
+        .annotate(strikes_in_window=strikes_subquery(window_days=strike_window_days(rule), now=now)).first()
+    )
     case_opened = case is None
     if case_opened:
         case = Case.objects.create(
@@ -141,7 +201,7 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
     # A report can only raise its case's severity (the status follows from actions and appeals).
     if not case_opened and SEVERITY_RANK[severity] > SEVERITY_RANK[case.severity]:
         case_refresh(actor=actor, case=case, since=now)
-    recommendation = recommend(rule, severity, case, trusted, now)
+    recommendation = recommend(rule, severity, case, trusted, now, strikes=getattr(case, "strikes_in_window", None))
     act_first_action = _follow_up_report(
         actor=actor, case=case, violation=violation, recommendation=recommendation, case_opened=case_opened,
         suspension_underway=_wants_suspension(actor, violation, recommendation) and _suspension_underway(case),
@@ -251,9 +311,14 @@ def violation_report_batch(*, actor: Actor, reports: list[dict]) -> list[ReportR
 
     items = _batch_resolve_inputs(reports, new, answers)
     if items:
+        # Redacted before the transaction: the account rows stay locked for the writes alone.
+        redacted = {index: (redact(reports[index]["summary"]), redact(reports[index].get("evidence") or {}))
+                    for index, *_ in items}
         try:
             with transaction.atomic():
-                for index, result in _violations_create_bulk(actor=actor, reports=reports, items=items).items():
+                for index, result in _violations_create_bulk(
+                    actor=actor, reports=reports, items=items, redacted=redacted
+                ).items():
                     answers[index] = result
         except IntegrityError:
             # Someone reported one of these at the same moment: item by item, as the single path does.
@@ -309,7 +374,10 @@ def _audit_row(actor: Actor, verb: str, target, *, case, account, after: dict) -
     )
 
 
-def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tuple]) -> dict[int, ReportResult]:
+def _violations_create_bulk(
+    *, actor: Actor, reports: list[dict], items: list[tuple], redacted: dict[int, tuple[str, dict]]
+) -> dict[int, ReportResult]:
+    """``redacted``: each item's summary and evidence, already redacted."""
     now = timezone.now()
     account_ids = sorted({account.pk for _, account, *_ in items})
     # Account rows locked in id order (as the single path locks one), so concurrent batches cannot deadlock.
@@ -342,9 +410,9 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
             source=report["source"][:64], external_id=report["external_id"][:200], source_trusted=trusted[index],
             reporter_kind=actor.kind,
             reported_by=actor.label, observed_at=report.get("observed_at") or now,
-            summary=redact(report["summary"]), evidence=redact(report.get("evidence") or {}),
+            summary=redacted[index][0], evidence=redacted[index][1],
         ))
-    Violation.objects.bulk_create(violations)
+    bulk_insert(Violation, violations)  # one JSON parameter on PostgreSQL, not one per value
     audit_rows = [
         _audit_row(actor, "case.opened", case, case=case, account=case.account, after=snapshot(case, CASE_FIELDS))
         for case in opened
@@ -355,7 +423,7 @@ def _violations_create_bulk(*, actor: Actor, reports: list[dict], items: list[tu
             after={"rule": rule.code, "severity": severity, "source": violation.source,
                    "external_id": violation.external_id, "api_key": key.prefix if key else None},
         ))
-    AuditEvent.objects.bulk_create(audit_rows)
+    bulk_insert(AuditEvent, audit_rows)
 
     # A report can only raise its case's severity (and so tighten its deadline): the case's status follows
     # from its actions and appeals, which reports do not change. Refreshing only the cases that a new

@@ -47,7 +47,7 @@ def gate_violations(rule: str | None = None):
 def reopened(store: edge.EdgeStore, settings) -> edge.EdgeStore:
     """The same backend as a new process sees it (a restarted worker)."""
     if isinstance(store, edge.RedisEdgeStore):
-        return edge.RedisEdgeStore(settings.REDIS_URL, namespace=store.namespace)
+        return type(store)(store.url, namespace=store.namespace)
     return edge.SQLiteEdgeStore(store.path)
 
 

@@ -134,8 +134,8 @@ def test_refused_keys_leave_no_bucket_behind(store, token):
     gate.check(token, "192.0.2.1", now_ms=NOW)
     gate.check(generate_token("secret"), "192.0.2.1", now_ms=NOW)
     if isinstance(store, edge.RedisEdgeStore):
-        names = set(store.client.scan_iter(match=f"{store.namespace}rl:*"))
-        assert store.client.hget(f"{store.namespace}key:{hash_token(token)}", "used") is None
+        names = set(store.client.scan_iter(match=f"{store.namespace}*rl:*"))
+        assert store.client.hget(f"{store.key_namespace(hash_token(token))}key:{hash_token(token)}", "used") is None
     else:
         names = {row[0] for row in store._conn().execute("SELECT name FROM bucket")}
     assert names == set()

@@ -153,7 +153,8 @@ def test_the_windows_follow_the_settings(settings):
 def test_the_counters_expire_by_themselves(redis_store, token):
     publish(redis_store, token, limit=0)
     gate.check(token, "192.0.2.1", origin="https://shop.example.com", now_ms=NOW)
-    sha, client, ns = hash_token(token), redis_store.client, redis_store.namespace
+    sha, client = hash_token(token), redis_store.client
+    ns = redis_store.key_namespace(sha)
     retention = edge.refusal_windows().retention_ms
     assert retention - 5000 < client.pttl(f"{ns}refusals:{NOW}") <= retention
     assert retention - 5000 < client.pttl(f"{ns}refusals:{NOW}:{sha}") <= retention
@@ -164,6 +165,7 @@ def test_the_counters_expire_by_themselves(redis_store, token):
 def test_a_key_whose_origins_expired_leaves_the_index(redis_store, token):
     publish(redis_store, token)
     gate.check(token, "192.0.2.1", origin="https://shop.example.com", now_ms=NOW)
-    redis_store.client.delete(f"{redis_store.namespace}origins:{hash_token(token)}")  # as its TTL would
+    ns = redis_store.key_namespace(hash_token(token))
+    redis_store.client.delete(f"{ns}origins:{hash_token(token)}")  # as its TTL would
     assert redis_store.browser_sightings() == []
-    assert not redis_store.client.sismember(f"{redis_store.namespace}exposed", hash_token(token))
+    assert not redis_store.client.sismember(f"{ns}exposed", hash_token(token))

@@ -1,8 +1,9 @@
 -- The gate's decision, and one request taken from both buckets when it passes: one round trip.
--- KEYS: state hash, per-(key, IP) bucket, built mark. ARGV: now in ms, or '' for the server clock; the
--- counting spec "window_ms:retention_ms:top_addresses:origins_per_key:sighting_ttl_ms:namespace" (the store
--- makes it from settings and store.py's constants); and, only for a secret or restricted key presented from a
--- web page, its origin and '1' to refuse it there ('0' to decide as usual).
+-- KEYS: state hash, per-(key, IP) bucket, built mark (all three in one slot on a cluster). ARGV: now in ms,
+-- or '' for the server clock; the counting spec
+-- "window_ms:retention_ms:top_addresses:origins_per_key:sighting_ttl_ms:namespace" (the store makes it from
+-- settings and store.py's constants); and, only for a secret or restricted key presented from a web page, its
+-- origin and '1' to refuse it there ('0' to decide as usual).
 -- The per-key bucket lives in the state hash itself (fields used, ts), the per-address one in a string
 -- "used:ts" that expires once full again: five commands in all. Mirrors ``decide`` and ``bucket_used``
 -- in accounts/edge/store.py (the tests run both backends through the same cases), and so does the
@@ -28,7 +29,8 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Names computed here, as publish.lua does: a single Redis, not a cluster.
+-- Names computed here all start with the key's namespace, which on Redis Cluster carries the key's hash tag:
+-- every name this script touches is in the state hash's slot.
 local function counting()
   local window, retention, top, origins, ttl, ns = string.match(ARGV[2], '^(%d+):(%d+):(%d+):(%d+):(%d+):(.*)$')
   return {window = tonumber(window), retention = tonumber(retention), top = tonumber(top),

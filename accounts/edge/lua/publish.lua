@@ -2,7 +2,8 @@
 -- KEYS: state hash (by token hash), prefix index. ARGV: version, status, limit, ip limit, prefix,
 -- token hash, namespace, force. The prefix index remembers which token hash a key was last
 -- published under, so a key whose token hash changed leaves no stale record behind.
--- (The old record's name is computed in the script: a single Redis, not a cluster.)
+-- (The old record's name is computed in the script: a single Redis; on a cluster the index and the states
+-- live in different slots, and claim_prefix.lua, write_state.lua and retire.lua do this in three steps.)
 local version = tonumber(ARGV[1])
 if ARGV[8] ~= '1' then
   local known = redis.call('HGET', KEYS[2], 'version')
