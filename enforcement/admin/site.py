@@ -212,7 +212,11 @@ def metrics_days(query, *, today: date) -> tuple[date, date]:
             raise ValueError(f"days: a number of days from 1 to {MAX_METRICS_DAYS}.")
         return today - timedelta(days=int(raw_days) - 1), today
     last = day("until") or today
-    first = day("since") or last - timedelta(days=29)
+    try:
+        first = day("since") or last - timedelta(days=29)
+        last + timedelta(days=1)  # the period ends at the start of the next day
+    except OverflowError:
+        raise ValueError("The period is out of range: days from 0001-01-01 to 9999-12-30.") from None
     if first > last:
         raise ValueError("since: the first day must not be after the last.")
     if (last - first).days + 1 > MAX_METRICS_DAYS:

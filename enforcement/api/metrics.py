@@ -1,6 +1,6 @@
 """The team's figures over the API: a period's summary (JSON) and gauges for Prometheus (``GET /metrics``)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.http import HttpResponse
@@ -19,6 +19,7 @@ from enforcement.models import ServiceToken
 
 S = ServiceToken.Scope
 MAX_PERIOD = timedelta(days=731)
+LAST_INSTANT = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class PeriodForm(forms.Form):
@@ -35,6 +36,8 @@ def parse_period(query) -> tuple:
         since, until = metrics.period(form.cleaned_data.get("since"), form.cleaned_data.get("until"))
     except OverflowError:  # e.g. until=0001-01-01: its default start would be before year 1
         raise ValidationFailed("The period is out of range.", fields={"until": ["Out of range."]}) from None
+    if until > LAST_INSTANT:  # the summary counts whole days: the one after the period's last must exist
+        raise ValidationFailed("The period is out of range.", fields={"until": ["At most 9999-12-31T00:00:00Z."]})
     if since >= until:
         raise ValidationFailed("The period is empty.", fields={"since": ["Must be before until."]})
     if until - since > MAX_PERIOD:

@@ -62,7 +62,9 @@ def test_a_preset_period_and_bad_periods(lead_client, history):
     assert (page.context["last"] - page.context["first"]).days == 6
     for query, message in (("?since=yesterday", "since: a day such as"), ("?days=0", "days: a number of days"),
                            ("?days=9999", "days: a number of days"), (f"?since={D2}&until={D1}", "must not be after"),
-                           ("?since=2020-01-01&until=2026-01-01", "The period is too long")):
+                           ("?since=2020-01-01&until=2026-01-01", "The period is too long"),
+                           ("?since=9999-12-01&until=9999-12-31", "out of range"),
+                           ("?until=0001-01-02", "out of range")):
         response = lead_client.get(f"/admin/metrics/{query}")
         assert response.status_code == 400 and message in response.content.decode(), query
 

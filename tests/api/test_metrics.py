@@ -83,6 +83,11 @@ def test_the_summary_refuses_a_bad_period_and_needs_audit_read(make_client, anon
     assert_error(client.get("/api/v1/metrics/summary/?since=soon"), 400, "validation_error", fields=["since"])
     assert_error(client.get("/api/v1/metrics/summary/?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z"),
                  400, "validation_error", fields=["since"])
+    # The calendar's last day has no next day to end a period of whole days at (a 500 once).
+    assert_error(client.get("/api/v1/metrics/summary/?since=9999-12-31T06:10:13Z&until=9999-12-31T15:12:00Z"),
+                 400, "validation_error", fields=["until"])
+    assert_error(client.get("/api/v1/metrics/summary/?until=0001-01-02T00:00:00Z"), 400, "validation_error",
+                 fields=["until"])
     assert_error(make_client("cases:read").get("/api/v1/metrics/summary/"), 403, "forbidden")
     assert anon_client.get("/api/v1/metrics/summary/").status_code == 401
 
