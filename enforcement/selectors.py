@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, F, Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
@@ -19,7 +19,7 @@ from enforcement.models import (
     Source,
     Violation,
 )
-from enforcement.services.detectors import source_record, with_outcome
+from enforcement.services.detectors import source_record, tallies
 from enforcement.services.recommendations import strikes_for
 from enforcement.transitions import IN_FORCE
 
@@ -135,10 +135,7 @@ def appeals_queue() -> QuerySet[Appeal]:
 
 def sources_overview() -> list[dict]:
     """Every reporting source with its track record and whether its critical reports may act first now."""
-    counts: dict[str, dict[str, int]] = {}
-    for name, outcome, n in (with_outcome(Violation.objects.all()).order_by()
-                             .values_list("source", "outcome").annotate(n=Count("id"))):
-        counts.setdefault(name, {})[outcome] = n
+    counts = tallies()
     rows = []
     for source in Source.objects.select_related("owner_user", "owner_token").order_by("name"):
         record = source_record(source.name, counts=counts.get(source.name, {}))

@@ -20,6 +20,7 @@ from enforcement.audit import audit_record, audit_refusals, snapshot
 from enforcement.errors import Conflict, Forbidden, InvalidTransition, ServiceError, ValidationFailed
 from enforcement.models import ActionKind, ActionStatus, AuditEvent, Case, EnforcementAction, Violation
 from enforcement.services.cases import case_refresh, case_reviewed, lead_review_done
+from enforcement.services.detectors import outcomes_actioned, outcomes_overturned
 from enforcement.services.key_state import account_keys_recompute
 from enforcement.services.locks import lock_action, lock_case
 from enforcement.services.recommendations import decision_basis, recommendation_for
@@ -385,6 +386,7 @@ def action_apply(*, action_id: int, actor: Actor = SYSTEM) -> EnforcementAction:
         action.last_error = ""
         _set_status(actor, action, ActionStatus.APPLIED, "action.applied",
                     extra=["applied_at", "attempts", "last_error"])
+        outcomes_actioned(action)  # the case's reports before it: actioned, counted for their sources
         changed = account_keys_recompute(account_id=action.account_id)
         case_refresh(actor=actor, case=action.case)
         notifications.notify_customer(
@@ -435,8 +437,11 @@ def action_lift_locked(actor: Actor, action: EnforcementAction, new_status: str,
 
     ``notify=False`` when the caller tells the customer itself (an overturned appeal: one email, not two)."""
     action.ended_at = timezone.now()
+    newly_overturned = overturned and not action.overturned
     action.overturned = overturned or action.overturned
     _set_status(actor, action, new_status, verb, extra=["ended_at", "overturned"], note=note)
+    if newly_overturned:
+        outcomes_overturned(action)
     account_keys_recompute(account_id=action.account_id)
     case = action.case
     if action.act_first and case.needs_lead_review:
