@@ -245,6 +245,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = "celery"  # Celery's default, named so /metrics reads its depth
+# /metrics asks the broker for the queue's depth; a broker slower than this is reported as -1, never a hung scrape.
+METRICS_BROKER_TIMEOUT_SECONDS = env_float("METRICS_BROKER_TIMEOUT_SECONDS", 1.0, minimum=0.1, maximum=10.0)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
