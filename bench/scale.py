@@ -419,6 +419,7 @@ def operations(n: dict, client, api) -> list[tuple[str, object]]:
         ("api sources", "/api/v1/sources/"),
         ("api rules", "/api/v1/rules/"),
         ("api metrics summary", "/api/v1/metrics/summary/"),
+        ("prometheus metrics", "/metrics"),
         (f"api standing ({STANDING_ACTIONS} actions in force)", f"/api/v1/accounts/{standing.public_id}/standing/"),
         (f"api standing ({BIG_KEYS} keys)", f"/api/v1/accounts/{Account.objects.get(pk=BIG_ACCOUNT).public_id}"
                                            "/standing/"),

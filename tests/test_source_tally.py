@@ -167,3 +167,32 @@ def test_parallel_dismissals_and_reports_lose_no_count(trusted_detector):
     assert errors == []
     counts = assert_matches_live()
     assert counts["busy"] == {"reports": 12, "actioned": 0, "dismissed": 8, "overturned": 0}
+
+
+@pytest.mark.django_db
+def test_the_migration_backfills_outcomes_and_tallies_from_history(as_trusted_detector, as_lead, as_second_lead,
+                                                                   run_on_commit):
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("enforcement.migrations.0014_violation_outcome_and_source_tally")
+    first, second = AccountFactory(), AccountFactory()
+    kept = [report(as_trusted_detector, first, "eps") for _ in range(2)]
+    throttle = run_on_commit(services.action_propose, actor=as_lead, case_id=kept[0].case_id, kind="throttle",
+                             reason="confirmed", rate_limit_per_minute=10)
+    appeal = services.appeal_submit(actor=as_lead, action_id=throttle.pk, message="not us")
+    run_on_commit(services.appeal_decide, actor=as_second_lead, appeal_id=appeal.pk, outcome="overturned",
+                  note="wrong")
+    other = report(as_trusted_detector, second, "eps")
+    run_on_commit(services.action_propose, actor=as_lead, case_id=other.case_id, kind="warning", reason="yes")
+    dismissed = report(as_trusted_detector, second, "zeta")
+    services.violation_dismiss(actor=as_lead, violation_id=dismissed.pk, reason="no")
+    report(as_trusted_detector, second, "zeta")
+    expected = assert_matches_live()
+    # As before the migration: no stored outcome, no tally.
+    Violation.objects.update(outcome=PENDING)
+    SourceTally.objects.all().delete()
+    backfill.backfill_outcomes(apps, None)
+    assert assert_matches_live() == expected
+    assert expected["eps"] == {"reports": 3, "actioned": 1, "dismissed": 0, "overturned": 2}
