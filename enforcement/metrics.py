@@ -259,11 +259,11 @@ def detector_figures(reports_by_source: dict[str, int]) -> list[dict]:
 
 
 def gauges(*, now: datetime | None = None, actions: bool = True) -> dict:
-    """The state of the moment, for Prometheus and the charts: four grouped queries (three without ``actions``,
+    """The state of the moment, for Prometheus and the charts: five small queries (four without ``actions``,
     the count of every action in force, which the metrics page leaves to Prometheus: it reads the whole table)."""
     now = now or timezone.now()
-    outbox = dict(Notification.objects.filter(status__in=OUTBOX_STATUSES)
-                  .order_by().values_list("status").annotate(n=Count("id")))
+    # One count per status, each on its partial index (an IN over both scans the whole table).
+    outbox = {status: Notification.objects.filter(status=status).count() for status in OUTBOX_STATUSES}
     actions = {(kind, status): n for kind, status, n in (
         EnforcementAction.objects.filter(status__in=[ActionStatus.APPLIED, ActionStatus.FAILED]).order_by()
         .values_list("kind", "status").annotate(n=Count("id")))} if actions else {}

@@ -338,6 +338,9 @@ class EnforcementAction(models.Model):
             models.CheckConstraint(condition=Q(status__in=ActionStatus.values), name="action_status_valid"),
         ]
         indexes = [
+            # /metrics: the actions in force and the failed ones by kind, counted from the index alone.
+            models.Index(fields=["status", "kind"], condition=Q(status__in=["applied", "failed"]),
+                         name="action_in_force_or_failed_idx"),
             models.Index(fields=["case", "created_at"]),
             models.Index(fields=["account", "status"]),
             models.Index(fields=["status", "scheduled_at"]),

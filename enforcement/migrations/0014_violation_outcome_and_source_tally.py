@@ -56,6 +56,10 @@ class Migration(migrations.Migration):
             model_name='violation',
             index=models.Index(condition=models.Q(('outcome', 'pending'), _negated=True), fields=['source', '-reported_at', '-id'], name='violation_source_decided_idx'),
         ),
+        migrations.AddIndex(
+            model_name='enforcementaction',
+            index=models.Index(condition=models.Q(('status__in', ['applied', 'failed'])), fields=['status', 'kind'], name='action_in_force_or_failed_idx'),
+        ),
         migrations.AddConstraint(
             model_name='sourcetally',
             constraint=models.UniqueConstraint(fields=('source', 'shard'), name='source_tally_source_shard_unique'),
