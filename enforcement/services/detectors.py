@@ -134,16 +134,18 @@ def outcomes_overturned(action: EnforcementAction) -> None:
 
 def tallies_rebuild() -> dict[str, dict[str, int]]:
     """Repair: set every violation's stored outcome from its live computation, then recount every source's
-    tally from the violations. Idempotent; writers of the tally wait for it (a table lock on PostgreSQL), so no
-    count is lost or doubled. Returns the tallies."""
+    tally from the stored outcomes. Idempotent. The outcomes are corrected first, statement by statement, without
+    holding up anyone; then the tally is rewritten in one short transaction during which its writers wait (a
+    table lock on PostgreSQL: a grouped count of the violations), so no count is lost or doubled: a change that
+    committed is in the recount, one still running adds its delta after it. Returns the tallies."""
+    live = with_live_outcome(Violation.objects.all())
+    for outcome in OUTCOMES:
+        Violation.objects.filter(pk__in=live.filter(live_outcome=outcome).exclude(outcome=outcome)
+                                 .values("pk")).update(outcome=outcome)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"LOCK TABLE {SourceTally._meta.db_table} IN EXCLUSIVE MODE")
-        live = with_live_outcome(Violation.objects.all())
-        for outcome in OUTCOMES:
-            Violation.objects.filter(pk__in=live.filter(live_outcome=outcome).exclude(outcome=outcome)
-                                     .values("pk")).update(outcome=outcome)
         totals: dict[str, dict[str, int]] = {}
         for source, outcome, n in (Violation.objects.order_by().values_list("source", "outcome")
                                    .annotate(n=Count("id"))):
