@@ -64,7 +64,7 @@ def tally_add(changes: dict[str, Counter]) -> None:
     """Add to the sources' tallies (``{source: Counter(reports=1, actioned=-1, ...)}``), in the caller's
     transaction: one upsert per call, in the order of the source names, into the shard of this database
     connection (picked at random once, so parallel workers add to different rows while one transaction always
-    adds to the same row of a source). The tally is the last row a transaction locks (see ``locks``)."""
+    adds to the same row of a source). Taken after the account and case (see ``locks``)."""
     rows = []
     shard = getattr(connection, "_source_tally_shard", None)
     if shard is None:

@@ -129,7 +129,8 @@ def test_the_task_queue_depth_on_a_real_redis_broker(settings):
 
 def test_the_task_queue_depth_on_the_embedded_broker(settings, tmp_path):
     settings.CELERY_BROKER_URL = "filesystem://localhost/"
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+                                                "control_folder": str(tmp_path / "control")}
     with Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as conn:
         conn.SimpleQueue("celery").put({"n": 1})
         conn.SimpleQueue("celery").put({"n": 2})
