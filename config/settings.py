@@ -253,6 +253,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # The queue tasks are sent to and workers read by default (one broker can then serve several installations).
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE") or "celery"
+# /metrics asks the broker for the queue's depth; a broker slower than this is reported as -1, never a hung scrape.
+METRICS_BROKER_TIMEOUT_SECONDS = env_float("METRICS_BROKER_TIMEOUT_SECONDS", 1.0, minimum=0.1, maximum=10.0)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

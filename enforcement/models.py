@@ -251,6 +251,11 @@ class Violation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     dismissed_at = models.DateTimeField(null=True, blank=True)
     dismissed_reason = models.TextField(blank=True)
+    outcome = models.CharField(
+        max_length=12, default="pending", db_default="pending", editable=False,
+        help_text="What came of the report (actioned, dismissed, overturned, pending): kept by the services in the "
+                  "transaction that decides it, counted per source in SourceTally (enforcement.services.detectors).",
+    )
 
     class Meta:
         ordering = ["-reported_at"]
@@ -265,7 +270,10 @@ class Violation(models.Model):
             # The queue's rule filter: EXISTS on (case_id, rule_id).
             models.Index(fields=["case", "rule"], name="violation_case_rule_idx"),
             models.Index(fields=["reported_at"], name="violation_reported_at_idx"),  # the daily roll-up
-            models.Index(fields=["source", "reported_at"], name="violation_source_reported_idx"),  # precision
+            models.Index(fields=["source", "reported_at"], name="violation_source_reported_idx"),
+            # A source's precision over its last decided reports: the decided ones alone, newest first.
+            models.Index(fields=["source", "-reported_at", "-id"], condition=~Q(outcome="pending"),
+                         name="violation_source_decided_idx"),
         ]
 
     def __str__(self) -> str:
@@ -335,6 +343,9 @@ class EnforcementAction(models.Model):
             models.CheckConstraint(condition=Q(status__in=ActionStatus.values), name="action_status_valid"),
         ]
         indexes = [
+            # /metrics: the actions in force and the failed ones by kind, counted from the index alone.
+            models.Index(fields=["status", "kind"], condition=Q(status__in=["applied", "failed"]),
+                         name="action_in_force_or_failed_idx"),
             models.Index(fields=["case", "created_at"]),
             models.Index(fields=["account", "status"]),
             models.Index(fields=["status", "scheduled_at"]),
@@ -578,6 +589,28 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SourceTally(models.Model):
+    """A source's report counts by outcome, in a few shards per source (``SHARDS``): a transaction adds to one
+    shard picked at random, so parallel reports and decisions of one detector do not queue on one row; a reader
+    sums the shards. Kept by ``enforcement.services.detectors`` (``tally_add``) in the transaction that changes a
+    report's outcome; ``manage.py recount_sources`` rebuilds it from the violations."""
+
+    SHARDS = 8
+
+    source = models.CharField(max_length=64)
+    shard = models.PositiveSmallIntegerField(default=0)
+    reports = models.BigIntegerField(default=0)
+    actioned = models.BigIntegerField(default=0)
+    dismissed = models.BigIntegerField(default=0)
+    overturned = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "shard"], name="source_tally_source_shard_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.shard}"
 
 
 class SavedView(models.Model):

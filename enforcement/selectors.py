@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
@@ -20,7 +20,7 @@ from enforcement.models import (
     Source,
     Violation,
 )
-from enforcement.services.detectors import source_record, with_outcome
+from enforcement.services.detectors import source_record, tallies
 from enforcement.services.recommendations import strikes_for
 from enforcement.transitions import IN_FORCE
 
@@ -136,10 +136,7 @@ def appeals_queue() -> QuerySet[Appeal]:
 
 def sources_overview() -> list[dict]:
     """Every reporting source with its track record and whether its critical reports may act first now."""
-    counts: dict[str, dict[str, int]] = {}
-    for name, outcome, n in (with_outcome(Violation.objects.all()).order_by()
-                             .values_list("source", "outcome").annotate(n=Count("id"))):
-        counts.setdefault(name, {})[outcome] = n
+    counts = tallies()
     rows = []
     for source in Source.objects.select_related("owner_user", "owner_token").order_by("name"):
         record = source_record(source.name, counts=counts.get(source.name, {}))

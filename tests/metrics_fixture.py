@@ -9,6 +9,7 @@ from django.db import transaction
 
 from enforcement.audit import audit_record
 from enforcement.models import Appeal
+from enforcement.services.detectors import tallies_rebuild
 from tests.factories import AccountFactory, CaseFactory, EnforcementActionFactory, ViolationFactory, rule
 
 D0, D1, D2 = "2026-11-09", "2026-11-10", "2026-11-11"
@@ -76,6 +77,7 @@ def build(*, as_lead, lead, second_lead, agent) -> dict:
                           decided_at=at(D2, "12:00"))
     Appeal.objects.create(action=a2, case=c2, message="m", status="upheld", decided_by=lead,
                           decided_at=at(D2, "13:00"))
+    tallies_rebuild()  # rows written directly, not by the services: their outcomes and tallies, as a repair makes
     return {"cases": [c0, c1, c2, c3, c4]}
 
 
@@ -170,3 +172,4 @@ def build_weeks(*, first: datetime, days: int, agent, lead, second_lead) -> None
                         Appeal.objects.create(action=action, case=case, message="m",
                                               status="overturned" if n % 8 == 0 else "upheld",
                                               decided_by=second_lead, decided_at=applied + timedelta(hours=30))
+    tallies_rebuild()  # as for build()

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts import edge, gate
 from enforcement.api.permissions import ScopePermission
 from enforcement.api.serializers import ErrorSerializer
+from lib.prom import GATE as GATE_DECISIONS
 
 
 class GateCheckSerializer(serializers.Serializer):
@@ -74,8 +75,11 @@ class GateCheckView(APIView):
             data = serializer.validated_data
             decision = gate.check(data["key"], data["ip"], origin=data.get("origin"))
         except edge.EdgeNotBuilt as exc:
+            GATE_DECISIONS["store_unavailable"].inc()
             raise EdgeStoreUnavailable(edge.NOT_BUILT) from exc
         except edge.EdgeUnavailable as exc:
+            GATE_DECISIONS["store_unavailable"].inc()
             raise EdgeStoreUnavailable() from exc
+        GATE_DECISIONS[decision.reason].inc()  # in-process, no round trip (lib.prom)
         headers = {"Retry-After": str(decision.retry_after)} if decision.reason == "rate_limited" else None
         return Response(GateDecisionSerializer(decision).data, headers=headers)

@@ -3,11 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 from django import forms
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +17,7 @@ from enforcement.api import serializers as s
 from enforcement.api.filters import UTCDateTimeField
 from enforcement.errors import ValidationFailed
 from enforcement.models import ServiceToken
+from lib import broker, prom
 
 S = ServiceToken.Scope
 MAX_PERIOD = timedelta(days=731)
@@ -68,7 +70,8 @@ class MetricsSummaryView(APIView):
 
 
 class _ScrapeCollector:
-    """Computes the gauges when Prometheus scrapes, from the database (nothing kept between scrapes)."""
+    """Computes the gauges when Prometheus scrapes, from the database, the edge store and the broker (nothing
+    kept between scrapes); the processes' counters come from ``lib.prom``."""
 
     def collect(self):
         figures = metrics.gauges()
@@ -89,6 +92,25 @@ class _ScrapeCollector:
         yield GaugeMetricFamily("millimetric_sla_breaches", "Open cases past their review deadline.",
                                 value=figures["sla_breaches"])
         yield cases
+        reports = CounterMetricFamily("millimetric_reports", "Reports received (violations ingested), by source.",
+                                      labels=["source"])
+        for source, n in sorted(metrics.reports_by_source().items()):
+            reports.add_metric([source], n)
+        yield reports
+        lag, behind = metrics.edge_publish_lag()
+        yield GaugeMetricFamily(
+            "millimetric_edge_publish_lag_seconds", "Age of the oldest key state change the edge store has not got "
+            "yet, among the keys changed in the last hour (0: none behind; -1: the store did not answer).", value=lag)
+        yield GaugeMetricFamily("millimetric_edge_keys_behind", "Keys changed in the last hour whose state the "
+                                "edge store has not got yet (-1: the store did not answer).", value=behind)
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        depth = GaugeMetricFamily("millimetric_task_queue_depth", "Tasks waiting in the broker's queue (-1: the "
+                                  "broker did not answer within a second).", labels=["queue"])
+        depth.add_metric([queue], broker.queue_depth(
+            settings.CELERY_BROKER_URL, queue, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            timeout=settings.METRICS_BROKER_TIMEOUT_SECONDS,
+        ))
+        yield depth
 
 
 class PrometheusView(APIView):
@@ -98,4 +120,5 @@ class PrometheusView(APIView):
     def get(self, request):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_ScrapeCollector())
+        registry.register(prom.counters_collector())
         return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -32,7 +32,6 @@ from enforcement.api.permissions import AnyOf, token_has_scope
 from enforcement.errors import ServiceError, ValidationFailed
 from enforcement.models import Appeal, AuditEvent, Case, EnforcementAction, Rule, ServiceToken, Violation
 from enforcement.selectors import account_standing, case_detail_queryset, sources_overview
-from enforcement.services.detectors import with_outcome
 from enforcement.statements import BATCH_SIZE as STATEMENT_BATCH_SIZE
 from enforcement.statements import (
     decode_position,
@@ -168,7 +167,7 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     }
 
     def get_queryset(self):
-        violations = with_outcome(Violation.objects.select_related("account", "api_key", "rule"))
+        violations = Violation.objects.select_related("account", "api_key", "rule")
         if not token_has_scope(self.request, S.CASES_READ):
             violations = violations.filter(reported_by=actor_of(self.request).label)
         return violations

@@ -20,11 +20,12 @@ from enforcement.audit import audit_record, audit_refusals, snapshot
 from enforcement.errors import Conflict, Forbidden, InvalidTransition, ServiceError, ValidationFailed
 from enforcement.models import ActionKind, ActionStatus, AuditEvent, Case, EnforcementAction, Violation
 from enforcement.services.cases import case_refresh, case_reviewed, lead_review_done
+from enforcement.services.detectors import outcomes_actioned, outcomes_overturned
 from enforcement.services.key_state import account_keys_recompute
 from enforcement.services.locks import lock_action, lock_case
 from enforcement.services.recommendations import decision_basis, recommendation_for
 from enforcement.transitions import ACTION_TRANSITIONS, IN_FORCE, PENDING, can_transition
-from lib import queue
+from lib import prom, queue
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,8 @@ def action_apply(*, action_id: int, actor: Actor = SYSTEM) -> EnforcementAction:
         action.last_error = ""
         _set_status(actor, action, ActionStatus.APPLIED, "action.applied",
                     extra=["applied_at", "attempts", "last_error"])
+        outcomes_actioned(action)  # the case's reports before it: actioned, counted for their sources
+        transaction.on_commit(prom.APPLIED[action.kind].inc)  # /metrics: millimetric_actions_applied_total
         changed = account_keys_recompute(account_id=action.account_id)
         case_refresh(actor=actor, case=action.case)
         notifications.notify_customer(
@@ -409,6 +412,7 @@ def action_record_failure(*, action_id: int, error: str, final: bool) -> Enforce
     action.ended_at = timezone.now()
     _set_status(SYSTEM, action, ActionStatus.FAILED, "action.failed", extra=["attempts", "last_error", "ended_at"],
                 note=error[:500])
+    transaction.on_commit(prom.FAILED[action.kind].inc)  # /metrics: millimetric_actions_failed_total
     notifications.notify_staff(
         template="staff_action_failed", event_key=f"action:{action.pk}:failed:{action.attempts}",
         case=action.case, action=action, context=notifications.action_context(action),
@@ -435,8 +439,11 @@ def action_lift_locked(actor: Actor, action: EnforcementAction, new_status: str,
 
     ``notify=False`` when the caller tells the customer itself (an overturned appeal: one email, not two)."""
     action.ended_at = timezone.now()
+    newly_overturned = overturned and not action.overturned
     action.overturned = overturned or action.overturned
     _set_status(actor, action, new_status, verb, extra=["ended_at", "overturned"], note=note)
+    if newly_overturned:
+        outcomes_overturned(action)
     account_keys_recompute(account_id=action.account_id)
     case = action.case
     if action.act_first and case.needs_lead_review:

@@ -13,6 +13,7 @@ from enforcement.errors import BLANK, Conflict, Forbidden, InvalidTransition, No
 from enforcement.models import ActionStatus, Appeal, Case, EnforcementAction
 from enforcement.services.actions import action_lift_locked
 from enforcement.services.cases import case_refresh
+from enforcement.services.detectors import outcomes_overturned
 from enforcement.services.locks import for_update, lock_action
 
 
@@ -118,6 +119,7 @@ def appeal_decide(*, actor: Actor, appeal_id: int, outcome: str, note: str = "")
         else:
             action.overturned = True
             action.save(update_fields=["overturned", "updated_at"])
+            outcomes_overturned(action)
     case_refresh(actor=actor, case=case)
     notifications.notify_customer(
         template="customer_appeal_decided", event_key=f"appeal:{appeal.pk}:decided", action=action,

@@ -12,6 +12,7 @@ from enforcement.actors import WORK_CASE, Actor
 from enforcement.audit import audit_record, audit_refusals, snapshot
 from enforcement.errors import BLANK, InvalidTransition, ValidationFailed
 from enforcement.models import SEVERITY_RANK, ActionKind, ActionStatus, Appeal, Case, Comment, Violation
+from enforcement.services.detectors import outcome_dismissed
 from enforcement.services.locks import for_update, lock_case
 from enforcement.transitions import PENDING
 
@@ -160,5 +161,6 @@ def violation_dismiss_locked(*, actor: Actor, case: Case, violation: Violation, 
     violation.dismissed_at = now
     violation.dismissed_reason = reason
     violation.save(update_fields=["status", "dismissed_at", "dismissed_reason"])
+    outcome_dismissed(violation)
     audit_record(actor=actor, verb="violation.dismissed", target=violation, case=case, account=case.account,
                  before={"status": "open"}, after={"status": "dismissed"}, note=reason)

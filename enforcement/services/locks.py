@@ -4,6 +4,10 @@ The order: the **account**, then its **case**, then the case's **violations**, t
 then its **appeals**; the **keys** last (``accounts.services.key_states_recompute`` updates them, and the
 account's status, while the action is held). A reporting **source**'s row (its act-first standing, see
 ``detectors``) is updated after the account and case a report holds, and never locks anything itself.
+A report's stored outcome is changed only by whoever holds its case; a source's tally row
+(``SourceTally``, one shard per database connection) is taken after the account and case, by one upsert
+that takes a statement's sources in name order, and locks nothing else (the keys an act-first report then
+locks belong to the account it holds).
 A service may skip a step but never goes back up: whoever holds a case never asks for its account,
 whoever holds an action never asks for its case.
 

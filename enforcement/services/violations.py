@@ -20,7 +20,7 @@ from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, Enfo
 from enforcement.redaction import redact
 from enforcement.services.actions import act_first_suspend, action_propose_locked, covering_action
 from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
-from enforcement.services.detectors import report_trusted
+from enforcement.services.detectors import report_trusted, tally_reports
 from enforcement.services.locks import for_update, lock_case
 from enforcement.services.recommendations import (
     recommend,
@@ -191,6 +191,7 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
         reporter_kind=actor.kind,
         observed_at=observed_at or now, summary=redact(summary), evidence=redact(evidence or {}),
     )
+    tally_reports([violation.source])
     audit_record(
         actor=actor, verb="violation.reported", target=violation, case=case, account=account,
         after={"rule": rule.code, "severity": severity, "source": source, "external_id": external_id,
@@ -413,6 +414,7 @@ def _violations_create_bulk(
             summary=redacted[index][0], evidence=redacted[index][1],
         ))
     bulk_insert(Violation, violations)  # one JSON parameter on PostgreSQL, not one per value
+    tally_reports([violation.source for violation in violations])
     audit_rows = [
         _audit_row(actor, "case.opened", case, case=case, account=case.account, after=snapshot(case, CASE_FIELDS))
         for case in opened
