@@ -26,16 +26,17 @@ def report(account, *, rule="rate-limit-overuse", external_id=None, **extra) -> 
     }
 
 
-def test_a_further_report_of_an_account_costs_five_statements_in_its_transaction(as_detector, account):
+def test_a_further_report_of_an_account_costs_six_statements_in_its_transaction(as_detector, account):
     services.violation_report(actor=as_detector, **report(account))  # opens the case, claims the source
     with CaptureQueriesContext(connection) as queries:
         result = services.violation_report(actor=as_detector, **report(account))
     assert result.created
     statements = [q["sql"].split(" ")[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     # 1. the source with the earlier report of this (source, external_id), if any; 2. the account, locked, with
-    # its rule; 3. the open case, locked, with the account's strikes; 4. the violation; 5. its audit event.
-    assert statements == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"], queries.captured_queries
-    assert len(queries) == 7  # and the transaction (a savepoint here, BEGIN and COMMIT when served)
+    # its rule; 3. the open case, locked, with the account's strikes; 4. the violation; 5. its audit event;
+    # 6. the source's tally of reports (an upsert).
+    assert statements == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], queries.captured_queries
+    assert len(queries) == 8  # and the transaction (a savepoint here, BEGIN and COMMIT when served)
     assert AuditEvent.objects.filter(verb="violation.reported", target_id=str(result.violation.pk)).count() == 1
 
 
@@ -49,7 +50,7 @@ def test_a_replay_costs_two_queries_and_answers_the_first_report(as_detector, ac
     assert Violation.objects.count() == 1
 
 
-def test_a_batch_of_100_over_5_accounts_costs_eleven_queries_on_postgresql(as_detector):
+def test_a_batch_of_100_over_5_accounts_costs_twelve_queries_on_postgresql(as_detector):
     accounts = [AccountFactory() for _ in range(5)]
     services.violation_report_batch(actor=as_detector, reports=[report(a) for a in accounts])
     reports = [report(accounts[n % 5], rule=("rate-limit-overuse", "spam-fraud")[n % 2]) for n in range(100)]
@@ -57,9 +58,9 @@ def test_a_batch_of_100_over_5_accounts_costs_eleven_queries_on_postgresql(as_de
         answers = services.violation_report_batch(actor=as_detector, reports=reports)
     assert all(answer.created for answer in answers)
     # The source, the earlier reports, the accounts, the rules; in the transaction: the accounts locked, their open
-    # cases locked, the violations, the audit events, the strikes. (SQLite's bound on a statement's variables
+    # cases locked, the violations, the source's tally, the audit events, the strikes. (SQLite's bound on a statement's variables
     # splits the two bulk inserts in two each.)
-    expected = 11 if connection.vendor == "postgresql" else 13
+    expected = 12 if connection.vendor == "postgresql" else 14
     assert len(queries) == expected, [q["sql"][:80] for q in queries.captured_queries]
     assert AuditEvent.objects.filter(verb="violation.reported").count() == 105
 

@@ -176,7 +176,7 @@ def test_the_migration_backfills_outcomes_and_tallies_from_history(as_trusted_de
 
     from django.apps import apps
 
-    backfill = importlib.import_module("enforcement.migrations.0014_violation_outcome_and_source_tally")
+    backfill = importlib.import_module("enforcement.migrations.0015_violation_outcome_and_source_tally")
     first, second = AccountFactory(), AccountFactory()
     kept = [report(as_trusted_detector, first, "eps") for _ in range(2)]
     throttle = run_on_commit(services.action_propose, actor=as_lead, case_id=kept[0].case_id, kind="throttle",
