@@ -58,8 +58,8 @@ def test_a_batch_of_100_over_5_accounts_costs_twelve_queries_on_postgresql(as_de
         answers = services.violation_report_batch(actor=as_detector, reports=reports)
     assert all(answer.created for answer in answers)
     # The source, the earlier reports, the accounts, the rules; in the transaction: the accounts locked, their open
-    # cases locked, the violations, the source's tally, the audit events, the strikes. (SQLite's bound on a statement's variables
-    # splits the two bulk inserts in two each.)
+    # cases locked, the violations, the source's tally, the audit events, the strikes. (SQLite's bound on a
+    # statement's variables splits the two bulk inserts in two each.)
     expected = 12 if connection.vendor == "postgresql" else 14
     assert len(queries) == expected, [q["sql"][:80] for q in queries.captured_queries]
     assert AuditEvent.objects.filter(verb="violation.reported").count() == 105

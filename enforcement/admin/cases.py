@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from accounts.models import APIKey
 from accounts.search import matching_account_ids
 from enforcement import services
 from enforcement.actors import DECIDE_APPEAL, PROPOSE_ACTION, WORK_CASE
@@ -416,6 +417,8 @@ TIMELINE_PAGE = 50  # timeline entries per page, newest first
 INLINE_NOTICE_MAX_VIOLATIONS = 200  # a bigger case's recommended notice loads when its disclosure opens
 GROUP_SHOWN = 5  # violations shown per rule group, newest first
 SUMMARY_CHARS = 110
+CASE_PAGE_KEYS = 25  # keys listed (and offered as checkboxes) on the case page; an account's page lists them all
+ACTION_KEYS_SHOWN = 10  # key prefixes named on an action's card
 
 
 def one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
@@ -532,7 +535,8 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
         {
             "action": action,
             "verbs": action_verbs(actor, action, case=case, now=now),
-            "keys": [key.prefix for key in action.keys.all()],
+            "keys": [key.prefix for key in action.keys.all()][:ACTION_KEYS_SHOWN],
+            "more_keys": max(0, len(action.keys.all()) - ACTION_KEYS_SHOWN),
             "approval_note": approval_note(actor, action) if action.status == ActionStatus.AWAITING_APPROVAL else "",
             "appeal": getattr(action, "appeal", None),
         }
@@ -552,7 +556,11 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
             ))
         else:  # rendering it reads every violation again: loaded when the disclosure is opened
             notice_url = reverse("admin:enforcement_case_notice", args=[case.pk])
-    standing = account_standing(case.account, now=now)
+    standing = account_standing(case.account, now=now, keys=False)
+    # An account may hold thousands of keys: the first ones here, every one on the account's page.
+    case_keys = list(APIKey.objects.filter(account=case.account).order_by("prefix")[:CASE_PAGE_KEYS + 1])
+    key_count = len(case_keys) if len(case_keys) <= CASE_PAGE_KEYS else APIKey.objects.filter(
+        account=case.account).count()
     sla_text, sla_tone = sla_state(case.review_due_at, now=now, closed=not is_open)
     kinds = [
         {"value": value, "label": label, "needs_approval": requires_approval(value, actor)}
@@ -575,6 +583,9 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
         "recommended_notice": recommended_notice,
         "recommended_notice_url": notice_url,
         "standing": standing,
+        "case_keys": case_keys[:CASE_PAGE_KEYS],
+        "key_count": key_count,
+        "more_keys": key_count - min(key_count, CASE_PAGE_KEYS),
         "sla_text": sla_text,
         "sla_tone": sla_tone,
         "kinds": kinds,
@@ -633,8 +644,11 @@ def case_notice_page(model_admin, request, case_id: int):
 def case_propose(model_admin, request, case_id: int):
     actor = actor_for(request)
     require(request, actor.can(PROPOSE_ACTION))
-    prefixes = request.POST.getlist("keys")
-    form = ProposeForm(request.POST, key_prefixes=prefixes)
+    # Ticked boxes, or (for an account with more keys than the page lists) prefixes typed into one field.
+    prefixes = [prefix for value in request.POST.getlist("keys") for prefix in value.replace(",", " ").split()]
+    data = request.POST.copy()
+    data.setlist("keys", prefixes)
+    form = ProposeForm(data, key_prefixes=prefixes)
     if not form.is_valid():
         messages.error(request, form_error_text(form))
         return HttpResponseRedirect(next_url(request, case_url(case_id)))

@@ -84,6 +84,32 @@ def test_choosing_another_kind_with_keys_and_limits(agent_client, high_case):
     assert response.status_code == 200
 
 
+def test_an_account_with_many_keys_lists_the_first_and_takes_typed_prefixes(agent_client, make_account,
+                                                                            as_detector):
+    """The case page names 25 keys, not thousands: the rest are counted and a link away, and a proposal on
+    some of them takes their prefixes typed into one field (spaces or commas)."""
+    from enforcement.admin.cases import CASE_PAGE_KEYS
+
+    account = make_account(n_keys=CASE_PAGE_KEYS + 5)
+    case = report(as_detector, account, rule="special-category-data", severity="high").violation.case
+    response = agent_client.get(page(case.pk))
+    html = response.content.decode()
+    listed = sorted(k.prefix for k in account.test_keys)[:CASE_PAGE_KEYS]
+    assert [k.prefix for k in response.context["case_keys"]] == listed
+    assert (response.context["key_count"], response.context["more_keys"]) == (CASE_PAGE_KEYS + 5, 5)
+    assert 'id="more-keys"' in html and "and 5 more" in html and 'id="propose-keys"' in html
+    unlisted = sorted(k.prefix for k in account.test_keys)[-2:]
+    agent_client.post(f"/admin/enforcement/case/{case.pk}/propose/",
+                      {"kind": "throttle", "reason": "two keys", "keys": f"{unlisted[0]}, {unlisted[1]}"})
+    action = EnforcementAction.objects.get(case=case)
+    assert sorted(k.prefix for k in action.keys.all()) == unlisted
+    # A prefix of another account's key is refused as the service refuses it, and nothing is proposed.
+    other = make_account(n_keys=1).test_keys[0]
+    response = agent_client.post(f"/admin/enforcement/case/{case.pk}/propose/",
+                                 {"kind": "warning", "reason": "x", "keys": other.prefix}, follow=True)
+    assert EnforcementAction.objects.filter(case=case).count() == 1 and messages_of(response)
+
+
 def test_service_errors_become_messages_not_tracebacks(agent_client, high_case, as_lead):
     response = agent_client.post(
         f"/admin/enforcement/case/{high_case.pk}/propose/",
