@@ -160,18 +160,24 @@ def _facts_text(action: EnforcementAction, facts: list[dict]) -> str:
     return " ".join(lines)
 
 
-def case_statements(case) -> list[dict]:
-    """A case's statements, from a case loaded with ``selectors.case_detail_queryset`` (no further queries)."""
+def case_statements(case, *, limit: int | None = None) -> list[dict]:
+    """A case's statements, newest first (at most ``limit``), from a case loaded with
+    ``selectors.case_detail_queryset`` (no further queries)."""
     violations = {v.pk: v for v in case.violations.all()}
     made = []
-    for action in case.actions.all():
-        if action.kind not in RESTRICTIVE_KINDS or action.applied_at is None:
-            continue
+    for action in restrictive_applied(case)[:limit]:
         ids = (action.decided_under or {}).get("violations")
         behind = ([violations[vid] for vid in ids if vid in violations] if ids is not None
                   else [v for v in violations.values() if v.status == Violation.Status.OPEN])
         made.append(statement(action, behind, account_wide=not action.keys.all()))
     return made
+
+
+def restrictive_applied(case) -> list:
+    """The case's applied restrictive actions (each has a statement), the latest applied first."""
+    return sorted((action for action in case.actions.all()
+                   if action.kind in RESTRICTIVE_KINDS and action.applied_at is not None),
+                  key=lambda action: (action.applied_at, action.pk), reverse=True)
 
 
 # --------------------------------------------------------------------------- leaked-key revocations

@@ -76,7 +76,7 @@ from enforcement.selectors import (
     case_detail_queryset,
     case_timeline,
 )
-from enforcement.statements import case_statements
+from enforcement.statements import case_statements, restrictive_applied
 
 # --------------------------------------------------------------------------- the case queue
 
@@ -419,6 +419,7 @@ GROUP_SHOWN = 5  # violations shown per rule group, newest first
 SUMMARY_CHARS = 110
 CASE_PAGE_KEYS = 25  # keys listed (and offered as checkboxes) on the case page; an account's page lists them all
 ACTION_KEYS_SHOWN = 10  # key prefixes named on an action's card
+CASE_PAGE_STATEMENTS = 5  # statements of reasons shown, the latest first (every one: /api/v1/statements/)
 
 
 def one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
@@ -593,7 +594,9 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
         "may_work": may_work,
         "may_propose": may_propose,
         "staff": list(assignable_staff()) if may_work else [],
-        "statements": [json.dumps(statement, indent=2) for statement in case_statements(case)],
+        "statements": [json.dumps(statement, indent=2)
+                       for statement in case_statements(case, limit=CASE_PAGE_STATEMENTS)],
+        "statement_count": len(restrictive_applied(case)),
         "flow": queue.neighbours(model_admin, request, case.pk, query) if model_admin else None,
     }
 

@@ -146,6 +146,27 @@ def test_a_lead_sees_the_cases_statements_on_its_page(client, lead, account, rep
     assert "DECISION_PROVISION_TOTAL_SUSPENSION" in page
 
 
+def test_the_case_page_shows_the_latest_statements_and_counts_them_all(client, lead, account, report):
+    from enforcement.admin.cases import CASE_PAGE_STATEMENTS
+    from enforcement.selectors import case_detail_queryset
+    from enforcement.statements import case_statements
+    from tests.factories import EnforcementActionFactory
+
+    case = report(account).violation.case
+    now = timezone.now()
+    applied = [EnforcementActionFactory(case=case, kind="throttle", applied_at=now - timedelta(hours=n))
+               for n in range(CASE_PAGE_STATEMENTS + 2)]
+    EnforcementActionFactory(case=case, kind="warning", applied_at=now)  # not restrictive: no statement
+    latest = [f"millimetric-action-{a.pk}" for a in applied[:CASE_PAGE_STATEMENTS]]  # the newest first
+    loaded = case_detail_queryset(evidence=False).get(pk=case.pk)
+    assert [s["puid"] for s in case_statements(loaded, limit=CASE_PAGE_STATEMENTS)] == latest
+    assert len(case_statements(loaded)) == CASE_PAGE_STATEMENTS + 2
+    client.force_login(lead)
+    page = client.get(f"/admin/enforcement/case/{case.pk}/change/").content.decode()
+    assert all(puid in page for puid in latest) and f"millimetric-action-{applied[-1].pk}" not in page
+    assert f"The latest {CASE_PAGE_STATEMENTS} of {CASE_PAGE_STATEMENTS + 2}" in page
+
+
 def _leak(key, url="https://github.com/someone/repo/blob/main/.env"):
     from enforcement.integrations import github
 
