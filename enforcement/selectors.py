@@ -44,17 +44,19 @@ def case_detail_queryset(*, evidence: bool = True) -> QuerySet[Case]:
     rows it shows, in one query each)."""
     violations = Violation.objects.order_by("reported_at")
     audit_events = AuditEvent.objects.order_by("created_at", "id")
+    action_keys = APIKey.objects.all()
     if evidence:
         violations = violations.select_related("rule", "api_key")
     else:  # thousands of rows: their few rules and keys are shared, and their JSON is left unread
         violations = violations.defer("evidence").prefetch_related("rule", "api_key")
         audit_events = audit_events.defer("before", "after")
+        action_keys = action_keys.only("id", "account_id", "prefix")  # an action's card names its keys
     return Case.objects.select_related("account", "assignee").prefetch_related(
         Prefetch("violations", queryset=violations),
         Prefetch(
             "actions",
             queryset=EnforcementAction.objects.select_related("appeal", "requested_by_token", "approved_by_token")
-            .prefetch_related("keys").order_by("created_at"),
+            .prefetch_related(Prefetch("keys", queryset=action_keys)).order_by("created_at"),
         ),
         Prefetch("notifications", queryset=Notification.objects.order_by("created_at")),
         Prefetch("comments", queryset=Comment.objects.order_by("created_at")),
