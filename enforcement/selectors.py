@@ -38,19 +38,20 @@ class TimelineEntry:
                 "id": getattr(self.obj, "pk", None)}
 
 
-def case_detail_queryset(*, evidence: bool = True) -> QuerySet[Case]:
+def case_detail_queryset(*, evidence: bool = True, audit_changes: bool = True) -> QuerySet[Case]:
     """A case with everything its page shows, in a constant number of queries. ``evidence=False`` leaves the
     violations' evidence and the audit events' before and after unread (the case page reads them for the few
-    rows it shows, in one query each)."""
-    violations = Violation.objects.order_by("reported_at")
+    rows it shows, in one query each); ``audit_changes=False`` the audit events' before and after alone (the
+    API's timeline names each event, without its changes)."""
+    # Thousands of violations share a few rules and keys: each read once (a prefetch), not joined to every row.
+    violations = Violation.objects.order_by("reported_at").prefetch_related("rule", "api_key")
     audit_events = AuditEvent.objects.order_by("created_at", "id")
     action_keys = APIKey.objects.all()
-    if evidence:
-        violations = violations.select_related("rule", "api_key")
-    else:  # thousands of rows: their few rules and keys are shared, and their JSON is left unread
-        violations = violations.defer("evidence").prefetch_related("rule", "api_key")
-        audit_events = audit_events.defer("before", "after")
+    if not evidence:
+        violations = violations.defer("evidence")
         action_keys = action_keys.only("id", "account_id", "prefix")  # an action's card names its keys
+    if not evidence or not audit_changes:
+        audit_events = audit_events.defer("before", "after")
     return Case.objects.select_related("account", "assignee").prefetch_related(
         Prefetch("violations", queryset=violations),
         Prefetch(

@@ -275,7 +275,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     def get_queryset(self):
         if self.action == "retrieve":
-            return case_detail_queryset()
+            return case_detail_queryset(audit_changes=False)
         return Case.objects.select_related("account", "assignee")
 
     def get_serializer_class(self):
