@@ -77,7 +77,7 @@ def test_datetimes_are_values_too():
     assert query.first(account.pk, now - timedelta(hours=1)) == account
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_locking_read_outside_a_transaction_is_refused_as_the_orm_refuses_it():
     account = AccountFactory()
     query = CompiledQuery(lambda pk: for_update(Account.objects).filter(pk=pk))
