@@ -111,6 +111,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound on the server, and a statement run this many times on a connection prepared there (parsed
+    # and planned once): the report path's statements are the same on every report. "off" behind a pooler that
+    # cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+    _prepare = env_str("DB_PREPARE_THRESHOLD", "5")
+    if _prepare != "off":
+        if not _prepare.isdigit():
+            raise ImproperlyConfigured(f"DB_PREPARE_THRESHOLD={_prepare!r}: a number of executions, or off.")
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True,
+                                                              prepare_threshold=int(_prepare))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------

@@ -30,6 +30,23 @@ def _plain(value):
     return value
 
 
+# Fields whose ``get_db_prep_save`` gives back a value of this exact type unchanged (PostgreSQL adapts none of
+# them): such a value goes into the JSON as it is, without the field's conversions.
+_AS_IS = {
+    models.CharField: str, models.TextField: str, models.BooleanField: bool, models.IntegerField: int,
+    models.BigIntegerField: int, models.SmallIntegerField: int, models.PositiveIntegerField: int,
+    models.PositiveSmallIntegerField: int, models.PositiveBigIntegerField: int,
+}
+_AUTO = (models.AutoField, models.BigAutoField, models.SmallAutoField)
+
+
+def _as_is_type(field: models.Field) -> type | None:
+    """The type of value that ``field`` stores unchanged, if any."""
+    if type(field) is models.ForeignKey and type(field.target_field) in _AUTO:
+        return int
+    return _AS_IS.get(type(field))
+
+
 def bulk_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None:
     """Insert ``objs`` (all new) and set their primary keys."""
     if not objs:
@@ -52,6 +69,7 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None
         f"RETURNING {connection.ops.quote_name(meta.pk.column)}"
     )
     json_fields = {f for f in fields if isinstance(f, models.JSONField)}
+    as_is = {f: _as_is_type(f) for f in fields}
     for start in range(0, len(objs), CHUNK):
         chunk = objs[start:start + CHUNK]
         rows = []
@@ -60,7 +78,10 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None
             row = {}
             for f in fields:
                 value = f.pre_save(obj, add=True)
-                if f not in json_fields:
+                kind = as_is[f]
+                if kind is not None and (value is None or type(value) is kind):
+                    pass
+                elif f not in json_fields:
                     value = _plain(f.get_db_prep_save(value, connection))
                 elif value is not None and f.encoder is not None:
                     value = json.loads(json.dumps(value, cls=f.encoder))

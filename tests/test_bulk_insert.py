@@ -62,3 +62,22 @@ def test_bulk_insert_of_violations_keeps_their_order_and_relations(as_detector, 
     assert all(v.case_id == case.pk and v.account_id == account.pk and v.observed_at == when for v in stored)
     assert stored[3].evidence == {"ip": "203.0.113.1", "n": 3} and stored[3].status == Violation.Status.OPEN
     bulk_insert(Violation, [])  # nothing to do
+
+
+def test_values_taken_as_they_are_are_what_the_fields_would_store():
+    from django.db import connection
+
+    from accounts.models import Account, APIKey
+    from enforcement.models import Case
+    from lib.bulk import _as_is_type
+
+    samples = {str: "text \"q\" é", int: 2**40, bool: False}
+    checked = 0
+    for model in (AuditEvent, Violation, Case, Account, APIKey):
+        for field in model._meta.concrete_fields:
+            kind = _as_is_type(field)
+            if kind is not None:
+                assert field.get_db_prep_save(samples[kind], connection) == samples[kind]
+                assert field.get_db_prep_save(None, connection) is None
+                checked += 1
+    assert checked > 10

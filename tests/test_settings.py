@@ -113,3 +113,23 @@ def test_the_passkeys_relying_party_follows_the_console_address(tmp_path, env, r
                      VAR_DIR=str(tmp_path), **environment)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].split() == [rp_id, ",".join(origins)]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "True 5"), ("0", "True 0"), ("off", "None None")])
+def test_postgresql_binds_on_the_server_and_prepares_repeated_statements_unless_told_off(tmp_path, value, expected):
+    code = ("from django.conf import settings as s; o = s.DATABASES['default'].get('OPTIONS', {}); "
+            "print(o.get('server_side_binding'), o.get('prepare_threshold'))")
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", "VAR_DIR": str(tmp_path)}
+    if value is not None:
+        env["DB_PREPARE_THRESHOLD"] = value
+    environment = {k: v for k, v in os.environ.items() if k != "DB_PREPARE_THRESHOLD"}
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env={**environment, **env},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected  # after the shell's own notes
+
+
+def test_a_bad_prepare_threshold_fails_loudly(tmp_path):
+    result = _manage("check", DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused", VAR_DIR=str(tmp_path),
+                     DB_PREPARE_THRESHOLD="often")
+    assert result.returncode != 0 and "DB_PREPARE_THRESHOLD" in result.stderr

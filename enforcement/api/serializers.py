@@ -208,7 +208,55 @@ class RecommendationSerializer(serializers.Serializer):
     act_first = serializers.BooleanField()
 
 
+_REPORT_TEXT = (("account", 64), ("rule", 64), ("source", 64), ("external_id", 200), ("summary", MAX_TEXT))
+_SEVERITIES = frozenset(Severity.values)
+_EVIDENCE = EvidenceField(required=False)
+
+
+def _plain_text(value, max_length: int) -> bool:
+    """A string every check of a ``CharField`` passes unchanged: not blank, not padded (it would be trimmed), not
+    too long, ASCII (no surrogates) without NUL."""
+    return (type(value) is str and 0 < len(value) <= max_length and value.isascii() and "\x00" not in value
+            and not value[0].isspace() and not value[-1].isspace())
+
+
+def _plain_report(data) -> dict | None:
+    """``ViolationReportSerializer``'s validated data for a report that passes every check as it stands (the
+    common case: a detector's JSON), in a fraction of the fields' time; None for anything else, which the fields
+    then check (and word the errors of) as always."""
+    if type(data) is not dict:
+        return None
+    report = {}
+    for name, max_length in _REPORT_TEXT:
+        if not _plain_text(data.get(name), max_length):
+            return None
+        report[name] = data[name]
+    if "api_key" in data:
+        key = data["api_key"]
+        if key is not None and key != "" and not _plain_text(key, 16):
+            return None
+        report["api_key"] = key
+    if "severity" in data:
+        if data["severity"] is not None and (type(data["severity"]) is not str or data["severity"] not in _SEVERITIES):
+            return None
+        report["severity"] = data["severity"]
+    if "observed_at" in data:
+        if data["observed_at"] is not None:
+            return None  # parsed by the field
+        report["observed_at"] = None
+    if "evidence" in data:
+        if type(data["evidence"]) is not dict:
+            return None
+        try:
+            report["evidence"] = _EVIDENCE.run_validation(data["evidence"])
+        except serializers.ValidationError:
+            return None
+    return report
+
+
 class ViolationReportSerializer(serializers.Serializer):
+    """A report as the fields check it; a plain one (``_plain_report``) skips them, with the same result."""
+
     account = serializers.CharField(max_length=64, help_text="The account's public_id.")
     api_key = serializers.CharField(
         max_length=16, required=False, allow_null=True, allow_blank=True,
@@ -225,6 +273,10 @@ class ViolationReportSerializer(serializers.Serializer):
     observed_at = serializers.DateTimeField(required=False, allow_null=True)
     summary = serializers.CharField(max_length=MAX_TEXT)
     evidence = EvidenceField(required=False, help_text="A JSON object; redacted before it is stored.")
+
+    def run_validation(self, data=serializers.empty):
+        report = _plain_report(data)
+        return report if report is not None else super().run_validation(data)
 
 
 class ViolationBatchSerializer(serializers.Serializer):

@@ -9,7 +9,8 @@ limit. Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (env: ``API_
 import logging
 import time
 
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.exceptions import Throttled
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
@@ -55,13 +56,7 @@ class PrincipalRateThrottle(BaseThrottle):
         self.retry_after = period - (now - window * period)
         key = f"api-throttle:{rate_name}:{ident}:{period}:{window}"
         try:
-            if cache.add(key, 1, timeout=period + 1):
-                return True
-            try:
-                count = cache.incr(key)
-            except ValueError:  # the window expired between add and incr
-                cache.add(key, 1, timeout=period + 1)
-                return True
+            count = _count(key, period + 1)
         except Exception as exc:  # the cache is down: fail open
             log.warning("API throttle skipped, the cache is unavailable: %s", exc)
             return True
@@ -69,6 +64,26 @@ class PrincipalRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return getattr(self, "retry_after", None)
+
+
+def _count(key: str, timeout: int) -> int:
+    """This window's requests so far, this one counted. On Redis one atomic round trip (SET NX with the
+    expiry, then INCR, in a MULTI): Django's ``add`` and ``incr`` take three on every request after the first."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(key, write=True)
+        full_key = backend.make_and_validate_key(key)
+        pipe = client.pipeline(transaction=True)
+        pipe.set(full_key, 0, ex=timeout, nx=True)
+        pipe.incr(full_key)
+        return pipe.execute()[1]
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # the window expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
 
 
 def throttle_unauthenticated(request) -> None:

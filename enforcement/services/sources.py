@@ -14,6 +14,7 @@ from enforcement.audit import audit_record
 from enforcement.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from enforcement.models import ServiceToken, Source, Violation
 from enforcement.services.locks import for_update
+from lib.compiled import CompiledQuery
 
 RESERVED_SOURCES = frozenset({"github-secret-scanning", "gate"})
 
@@ -37,16 +38,25 @@ def check_source(actor: Actor, source: Source) -> ServiceError | None:
     return None
 
 
+def _source_with_report(name: str, source: str, external_id: str):
+    earlier = Violation.objects.filter(source=source, external_id=external_id).values("pk")[:1]
+    return Source.objects.select_related("owner_token").filter(name=name).annotate(
+        reported_violation_id=Subquery(earlier)
+    )
+
+
+_SOURCE_WITH_REPORT = CompiledQuery(_source_with_report)  # on every report: compiled once
+
+
 def source_for_report(*, actor: Actor, name: str, reported: tuple[str, str] | None = None) -> Source:
     """The source a report names: claimed for the actor on first use, refused if it is another reporter's.
 
     ``reported``: a report's (source, external_id); the id of the violation stored under it, if any, is read in
     the same query as ``source.reported_violation_id`` (absent when the source had to be created or claimed)."""
-    sources = Source.objects.select_related("owner_token").filter(name=name)
     if reported is not None:
-        earlier = Violation.objects.filter(source=reported[0], external_id=reported[1]).values("pk")[:1]
-        sources = sources.annotate(reported_violation_id=Subquery(earlier))
-    source = sources.first()
+        source = _SOURCE_WITH_REPORT.first(name, *reported)
+    else:
+        source = Source.objects.select_related("owner_token").filter(name=name).first()
     if source is None:
         try:
             with transaction.atomic():

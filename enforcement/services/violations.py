@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
@@ -27,10 +27,11 @@ from enforcement.services.recommendations import (
     recommendation_for,
     strike_window_days,
     strikes_for_cases,
-    strikes_subquery,
+    strikes_since_subquery,
 )
 from enforcement.services.sources import source_for_report
 from lib.bulk import bulk_insert
+from lib.compiled import CompiledQuery
 
 _UNREAD = object()
 
@@ -96,16 +97,36 @@ def _rule_from_row(row: dict) -> Rule:
     return Rule.from_db(DEFAULT_DB_ALIAS, [field.attname for field in _RULE_FIELDS], values)
 
 
+def _account_with_rule(public_id: str, rule_code: str):
+    return for_update(Account.objects).filter(public_id=public_id).annotate(rule_row=_active_rule_row(rule_code))
+
+
+def _open_case_with_strikes(account_id: int, since: datetime):
+    return (
+        for_update(Case.objects).filter(account_id=account_id).exclude(status=Case.Status.CLOSED)
+        .annotate(strikes_in_window=strikes_since_subquery(since))
+    )
+
+
+# On every report: compiled once per process (lib/compiled.py).
+_ACCOUNT_WITH_RULE = CompiledQuery(_account_with_rule)
+_OPEN_CASE_WITH_STRIKES = CompiledQuery(_open_case_with_strikes)
+
+
 def _resolve_report_inputs(*, account, rule, api_key, severity):
     """The report's account (row-locked: it serialises "find or open the account's case"), rule and key.
 
     A rule named by its code is read in the account's query (one round trip for both)."""
-    accounts = for_update(Account.objects)
-    accounts = accounts.filter(pk=account.pk) if isinstance(account, Account) else accounts.filter(public_id=account)
     rule_obj = rule if isinstance(rule, Rule) else None
-    if rule_obj is None:
-        accounts = accounts.annotate(rule_row=_active_rule_row(rule))
-    account_obj = accounts.first()
+    if isinstance(account, str) and rule_obj is None:
+        account_obj = _ACCOUNT_WITH_RULE.first(account, rule)
+    else:
+        accounts = for_update(Account.objects)
+        is_obj = isinstance(account, Account)
+        accounts = accounts.filter(pk=account.pk) if is_obj else accounts.filter(public_id=account)
+        if rule_obj is None:
+            accounts = accounts.annotate(rule_row=_active_rule_row(rule))
+        account_obj = accounts.first()
     if rule_obj is None and account_obj is not None:
         rule_obj = _rule_from_row(account_obj.rule_row) if account_obj.rule_row else None
     elif rule_obj is None:  # no account: the rule is read alone, so that the answer names every problem
@@ -172,10 +193,7 @@ def violation_report(
 def _violation_create(*, actor, account, rule, key, source, external_id, summary, severity, observed_at, evidence):
     now = timezone.now()
     # The open case, locked, with its account's strikes in the rule's window (the ladder's input) beside it.
-    case = (
-        for_update(Case.objects).filter(account=account).exclude(status=Case.Status.CLOSED)
-        .annotate(strikes_in_window=strikes_subquery(window_days=strike_window_days(rule), now=now)).first()
-    )
+    case = _OPEN_CASE_WITH_STRIKES.first(account.pk, now - timedelta(days=strike_window_days(rule)))
     case_opened = case is None
     if case_opened:
         case = Case.objects.create(

@@ -51,3 +51,22 @@ def test_a_cache_that_is_down_lets_the_api_work(anonymous_rate, settings, full_c
     assert full_client.get(URL).status_code == 200
     assert full_client.post("/api/v1/cases/0/comment/", {"body": "x"}, format="json",
                             HTTP_IDEMPOTENCY_KEY="k-1").status_code == 404
+
+
+def test_the_window_counter_counts_each_request_once_and_expires_with_its_window():
+    import uuid
+
+    from django.core.cache import cache, caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from enforcement.api.throttling import _count
+
+    key = f"api-throttle:principal:test-{uuid.uuid4().hex}:60:1"
+    assert [_count(key, 61) for _ in range(4)] == [1, 2, 3, 4]
+    assert cache.get(key) == 4  # the same entry Django's cache reads
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):  # the one-round-trip path: the window's expiry set with its first request
+        ttl = backend._cache.get_client(key).ttl(backend.make_and_validate_key(key))
+        assert 0 < ttl <= 61
+    cache.delete(key)
+    assert _count(key, 61) == 1
