@@ -11,10 +11,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from config.asgi import application as asgi_application
 from tests.edge.test_github_secret_scanning import KEY_ID, public_pem, sign
-from tests.processes import stop
+from tests.processes import start_gunicorn, stop
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,32 +39,9 @@ def github_signer(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gunicorn(github_signer, tmp_path_factory):
     """gunicorn serving the console on a free port, with a 64 KiB body limit."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {**os.environ, "DJANGO_PROFILE": "test", "VAR_DIR": str(tmp_path_factory.mktemp("var")),
            "API_MAX_BODY_BYTES": str(LIMIT), "GITHUB_SECRET_SCANNING_KEYS": str(github_signer[1])}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "30"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(process.stdout), daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("gunicorn did not start:\n" + "".join(log[-40:]))
-    if process.poll() is not None:
-        pytest.fail("gunicorn exited:\n" + "".join(log[-40:]))
+    process, port, _ = start_gunicorn(env, timeout=30)
     yield port
     stop(process)
 

@@ -5,26 +5,17 @@ Swagger UI's scripts are served (by whitenoise), with their content types."""
 import http.client
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from tests.processes import stop
+from tests.processes import start_gunicorn, stop
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,6 @@ def deployed(fresh_database, tmp_path_factory):
     """The README's operator steps, run as an operator runs them; yields the port gunicorn serves on."""
     var = tmp_path_factory.mktemp("var")
     static_root = tmp_path_factory.mktemp("static")
-    port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}},
         "DJANGO_PROFILE": "production",
@@ -71,23 +61,7 @@ def deployed(fresh_database, tmp_path_factory):
                               timeout=300)
         assert done.returncode == 0, f"{' '.join(step)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     assert (static_root / "staticfiles.json").exists()  # the manifest whitenoise serves the hashed names from
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "60"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(process.stdout), daemon=True).start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    if process.poll() is not None or time.monotonic() >= deadline:
-        stop(process)
-        pytest.fail("gunicorn did not start:\n" + "".join(log[-40:]))
+    process, port, log = start_gunicorn(env, timeout=60)
     yield port, log
     stop(process)
 
