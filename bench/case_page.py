@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scratch import configure, drop_database, ensure_database  # noqa: E402
+from bench.scratch import configure, drop_database, scratch_postgres  # noqa: E402
 
 configure(database_url="postgres://postgres@127.0.0.1:5432/enforcement_casebench", var_dir="/tmp/var-bench-case")
 os.environ.setdefault("STAFF_2FA", "optional")  # the bench signs a lead in without a device
@@ -135,11 +135,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("bench/case_page.py measures PostgreSQL: set DATABASE_URL to a postgres:// database.")
-    drop_database(url)
-    ensure_database(url)
+    url = scratch_postgres("bench/case_page.py")
     import django
 
     django.setup()

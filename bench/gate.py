@@ -38,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.scratch import ensure_database  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/2")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
@@ -128,17 +130,6 @@ def throughput(kind: str, tokens: list[str], seconds: float, client) -> tuple[fl
 
 
 # --------------------------------------------------------------------------- propagation
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from django.db import connection
-
-    name = connection.settings_dict["NAME"]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 @contextmanager

@@ -28,7 +28,6 @@ warm after the first round.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scratch import configure, drop_database, ensure_database  # noqa: E402
+from bench.scratch import configure, drop_database, scratch_postgres  # noqa: E402
 
 configure(database_url="postgres://postgres@127.0.0.1:5432/enforcement_metrics_bench",
           var_dir="/tmp/var-bench-metrics")
@@ -184,12 +183,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="measure the database kept by an earlier --keep run")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("bench/metrics.py measures PostgreSQL: set DATABASE_URL to a postgres:// database.")
-    if not args.reuse:
-        drop_database(url)  # what an earlier run left behind
-    ensure_database(url)
+    url = scratch_postgres("bench/metrics.py", reuse=args.reuse)
     import django
 
     django.setup()

@@ -40,3 +40,15 @@ def drop_database(url: str) -> None:
                          "contains 'bench'.")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def scratch_postgres(script: str, *, reuse: bool = False) -> str:
+    """The URL of the scratch PostgreSQL database ``DATABASE_URL`` names, emptied first (unless ``reuse``) and made
+    if missing. ``script`` names the benchmark for the message when the URL is not PostgreSQL."""
+    url = os.environ["DATABASE_URL"]
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise SystemExit(f"{script} measures PostgreSQL: set DATABASE_URL to a postgres:// database.")
+    if not reuse:
+        drop_database(url)  # what an earlier run left behind
+    ensure_database(url)
+    return url

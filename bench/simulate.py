@@ -23,7 +23,6 @@ round (the medians favour it); in-process, so no network or WSGI server in (3).
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -32,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scratch import configure, drop_database, ensure_database  # noqa: E402
+from bench.scratch import configure, drop_database, scratch_postgres  # noqa: E402
 
 configure(database_url="postgres://postgres@127.0.0.1:5432/enforcement_simbench", var_dir="/tmp/var-bench-simulate")
 
@@ -127,11 +126,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("bench/simulate.py measures PostgreSQL: set DATABASE_URL to a postgres:// database.")
-    drop_database(url)  # what an earlier run left behind
-    ensure_database(url)
+    url = scratch_postgres("bench/simulate.py")
     import django
 
     django.setup()
