@@ -208,7 +208,6 @@ class RecommendationSerializer(serializers.Serializer):
     act_first = serializers.BooleanField()
 
 
-_REPORT_TEXT = (("account", 64), ("rule", 64), ("source", 64), ("external_id", 200), ("summary", MAX_TEXT))
 _SEVERITIES = frozenset(Severity.values)
 _EVIDENCE = EvidenceField(required=False)
 
@@ -233,7 +232,7 @@ def _plain_report(data) -> dict | None:
         report[name] = data[name]
     if "api_key" in data:
         key = data["api_key"]
-        if key is not None and key != "" and not _plain_text(key, 16):
+        if key is not None and key != "" and not _plain_text(key, _KEY_MAX_LENGTH):
             return None
         report["api_key"] = key
     if "severity" in data:
@@ -277,6 +276,12 @@ class ViolationReportSerializer(serializers.Serializer):
     def run_validation(self, data=serializers.empty):
         report = _plain_report(data)
         return report if report is not None else super().run_validation(data)
+
+
+# The plain path's limits are the fields' own, read from them: one place to change a limit.
+_REPORT_TEXT = tuple((name, ViolationReportSerializer._declared_fields[name].max_length)
+                     for name in ("account", "rule", "source", "external_id", "summary"))
+_KEY_MAX_LENGTH = ViolationReportSerializer._declared_fields["api_key"].max_length
 
 
 class ViolationBatchSerializer(serializers.Serializer):
