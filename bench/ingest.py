@@ -81,7 +81,7 @@ def report(run: str, phase: str, n: int, accounts: list[str], rng: random.Random
         "severity": "medium",
         "source": f"bench-{run}",
         "external_id": f"{phase}-{n}",
-        "summary": f"Bench report {n}: 1800 events/min from one IP, above the published limit.",
+        "summary": f"Bench report {phase}-{n}: 1800 events/min from one IP, above the published limit.",
         "evidence": {"ip": f"203.0.113.{n % 250}", "events_per_minute": 1800, "window": "2026-01-01T00:00Z/PT5M"},
     }
 
@@ -128,8 +128,8 @@ def start_gunicorn(workers: int) -> tuple[subprocess.Popen, int]:
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/rules/")
-            if conn.getresponse().status == 401:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
                 return server, port
         except OSError:
             time.sleep(0.2)

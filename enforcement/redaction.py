@@ -389,6 +389,14 @@ def _redact_once(text: str, versionish: bool) -> str:
 
 
 def _redact_text(text: str, versionish: bool = False) -> str:
+    """Short texts repeat from report to report (evidence's keys, windows, user agents, a shopper's address):
+    they are remembered, and long ones are not, so memory stays bounded (as for names)."""
+    if len(text) <= _REMEMBERED_LENGTH:
+        return _redact_short(text, versionish)
+    return _redact_any(text, versionish)
+
+
+def _redact_any(text: str, versionish: bool) -> str:
     redacted = current = _redact_once(text, versionish)
     # Percent-encoding ("password%3Dhunter2", "4111%201111...", "a%40b.example") hides secrets from the
     # patterns. Decode up to three times (double encoding); where a level reveals something new, that level,
@@ -403,6 +411,10 @@ def _redact_text(text: str, versionish: bool = False) -> str:
         if current != decoded:
             redacted = current
     return redacted
+
+
+_REMEMBERED_LENGTH = 128
+_redact_short = functools.lru_cache(maxsize=8192)(_redact_any)
 
 
 def redact_text(text: str) -> str:

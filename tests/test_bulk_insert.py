@@ -81,3 +81,26 @@ def test_values_taken_as_they_are_are_what_the_fields_would_store():
                 assert field.get_db_prep_save(None, connection) is None
                 checked += 1
     assert checked > 10
+
+
+def test_nulls_and_aware_times_taken_as_they_are_are_what_the_fields_would_store():
+    """``row_documents`` writes None as null for every field, and an aware time as its ISO text, without the
+    fields' conversions: what those conversions would give."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection, models
+
+    from accounts.models import Account, APIKey
+    from enforcement.models import Case
+    from lib.bulk import _plain
+
+    times = [datetime(2026, 12, 1, 14, 30, 5, 123456, tzinfo=UTC),
+             datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Paris"))]
+    for model in (AuditEvent, Violation, Case, Account, APIKey):
+        for field in model._meta.concrete_fields:
+            if not isinstance(field, models.JSONField):
+                assert _plain(field.get_db_prep_save(None, connection)) is None, field
+            if isinstance(field, models.DateTimeField):
+                for value in times:
+                    assert _plain(field.get_db_prep_save(value, connection)) == value.isoformat(), field

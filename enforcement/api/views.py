@@ -214,12 +214,13 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
                 results[index] = exception_payload(exc)[1]
         answers = services.violation_report_batch(actor=actor_of(request), reports=reports) if reports else []
         counts = {"created": 0, "replayed": 0, "failed": len(items) - len(reports)}
+        iso = s.iso_renderer()
         for index, answer in zip(positions, answers, strict=True):
             if isinstance(answer, ServiceError):
                 results[index] = exception_payload(answer)[1]
                 counts["failed"] += 1
             else:
-                results[index] = s.ViolationReportResultSerializer.render(answer)
+                results[index] = s.ViolationReportResultSerializer.render(answer, iso)
                 counts["created" if answer.created else "replayed"] += 1
         return Response({"results": results, **counts})
 

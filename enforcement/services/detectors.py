@@ -60,15 +60,21 @@ def outcome_of(violation: Violation) -> str:
 # --------------------------------------------------------------------------- the stored outcome and its tallies
 
 
+def tally_shard() -> int:
+    """The tally shard this database connection adds to (picked at random on its first use)."""
+    shard = getattr(connection, "_source_tally_shard", None)
+    if shard is None:
+        shard = connection._source_tally_shard = random.randrange(SourceTally.SHARDS)
+    return shard
+
+
 def tally_add(changes: dict[str, Counter]) -> None:
     """Add to the sources' tallies (``{source: Counter(reports=1, actioned=-1, ...)}``), in the caller's
     transaction: one upsert per call, in the order of the source names, into the shard of this database
     connection (picked at random once, so parallel workers add to different rows while one transaction always
     adds to the same row of a source). Taken after the account and case (see ``locks``)."""
     rows = []
-    shard = getattr(connection, "_source_tally_shard", None)
-    if shard is None:
-        shard = connection._source_tally_shard = random.randrange(SourceTally.SHARDS)
+    shard = tally_shard()
     for source in sorted(changes):
         delta = changes[source]
         if any(delta.get(field) for field in TALLY_FIELDS):

@@ -20,7 +20,7 @@ from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, Enfo
 from enforcement.redaction import redact
 from enforcement.services.actions import act_first_suspend, action_propose_locked, covering_action
 from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
-from enforcement.services.detectors import report_trusted, tally_reports
+from enforcement.services.detectors import report_trusted
 from enforcement.services.locks import for_update, lock_case
 from enforcement.services.recommendations import (
     recommend,
@@ -29,6 +29,7 @@ from enforcement.services.recommendations import (
     strikes_for_cases,
     strikes_since_subquery,
 )
+from enforcement.services.report_writes import reports_insert
 from enforcement.services.sources import source_for_report
 from lib.bulk import bulk_insert
 from lib.compiled import CompiledQuery
@@ -203,18 +204,13 @@ def _violation_create(*, actor, account, rule, key, source, external_id, summary
         audit_record(actor=actor, verb="case.opened", target=case, case=case, account=account,
                      after=snapshot(case, CASE_FIELDS))
     trusted = report_trusted(actor=actor, source=source[:64], rule=rule, severity=severity)  # the act-first hook
-    violation = Violation.objects.create(
+    violation = Violation(
         account=account, api_key=key, rule=rule, case=case, severity=severity, source=source[:64],
         external_id=external_id[:200], source_trusted=trusted, reported_by=actor.label,
         reporter_kind=actor.kind,
         observed_at=observed_at or now, summary=redact(summary), evidence=redact(evidence or {}),
     )
-    tally_reports([violation.source])
-    audit_record(
-        actor=actor, verb="violation.reported", target=violation, case=case, account=account,
-        after={"rule": rule.code, "severity": severity, "source": source, "external_id": external_id,
-               "api_key": key.prefix if key else None},
-    )
+    reports_insert(actor=actor, violations=[violation])  # with its audit event and tally count
     if not case_opened and case.review_due_at is None:
         case_review_due(actor=actor, case=case, severity=severity, now=now)  # new evidence: look again
     # A report can only raise its case's severity (the status follows from actions and appeals).
@@ -431,19 +427,11 @@ def _violations_create_bulk(
             reported_by=actor.label, observed_at=report.get("observed_at") or now,
             summary=redacted[index][0], evidence=redacted[index][1],
         ))
-    bulk_insert(Violation, violations)  # one JSON parameter on PostgreSQL, not one per value
-    tally_reports([violation.source for violation in violations])
-    audit_rows = [
+    bulk_insert(AuditEvent, [
         _audit_row(actor, "case.opened", case, case=case, account=case.account, after=snapshot(case, CASE_FIELDS))
         for case in opened
-    ]
-    for violation, (_, _, rule, key, severity) in zip(violations, items, strict=True):
-        audit_rows.append(_audit_row(
-            actor, "violation.reported", violation, case=violation.case, account=violation.account,
-            after={"rule": rule.code, "severity": severity, "source": violation.source,
-                   "external_id": violation.external_id, "api_key": key.prefix if key else None},
-        ))
-    bulk_insert(AuditEvent, audit_rows)
+    ])
+    reports_insert(actor=actor, violations=violations)  # with their audit events and tally counts
 
     # A report can only raise its case's severity (and so tighten its deadline): the case's status follows
     # from its actions and appeals, which reports do not change. Refreshing only the cases that a new

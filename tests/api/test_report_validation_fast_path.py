@@ -73,3 +73,31 @@ def test_the_fast_path_answers_as_the_fields_or_leaves_it_to_them(data):
 
 def test_plain_reports_take_the_fast_path():
     assert [_plain_report(data) is not None for data in CASES[:5]] == [True] * 5
+
+
+def test_times_rendered_with_the_zone_read_once_read_as_drf_renders_them():
+    """The batch answer renders its times through ``iso_renderer()``: the same text as DRF's field, in UTC and
+    in an activated zone, for aware and naive times and None."""
+    from datetime import UTC, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone as django_timezone
+
+    from enforcement.api.serializers import _DATETIME, iso_renderer
+
+    values = [
+        None, datetime(2026, 12, 1, 14, 30, 5, 123456, tzinfo=UTC), datetime(2026, 12, 1, 14, 30, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2026, 7, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5, minutes=-30))), datetime(2026, 1, 2, 3, 4, 5),
+    ]
+    expected_utc = [None, "2026-12-01T14:30:05.123456Z", "2026-12-01T14:30:00Z", "2026-03-29T00:30:00Z",
+                    "2026-07-01T14:30:00Z", "2026-01-02T03:04:05Z"]
+    for zone, expected in (("UTC", expected_utc), ("America/New_York", None)):
+        with django_timezone.override(ZoneInfo(zone)):
+            iso = iso_renderer()
+            drf = [None if value is None else _DATETIME.to_representation(value) for value in values]
+            assert [iso(value) for value in values] == drf
+            if expected is not None:
+                assert drf == expected
+            else:
+                assert drf[1] == "2026-12-01T09:30:05.123456-05:00"
