@@ -22,7 +22,25 @@ def audit_record(
     note: str = "",
 ) -> AuditEvent:
     assert transaction.get_connection().in_atomic_block, "audit events belong to a transaction"
-    return AuditEvent.objects.create(
+    event = audit_row(actor=actor, verb=verb, target=target, case=case, account=account, before=before,
+                      after=after, note=note)
+    event.save(force_insert=True)
+    return event
+
+
+def audit_row(
+    *,
+    actor: Actor,
+    verb: str,
+    target: Any,
+    case=None,
+    account=None,
+    before: dict | None = None,
+    after: dict | None = None,
+    note: str = "",
+) -> AuditEvent:
+    """The ``AuditEvent`` that ``audit_record`` writes, unsaved: for writing many at once (``lib.bulk``)."""
+    return AuditEvent(
         **actor.audit_fields(),
         verb=verb,
         target_type=target._meta.model_name,

@@ -3,10 +3,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Max
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.models import Account, APIKey
 from accounts.tokens import generate_token, hash_token, prefix_of
+from enforcement.actors import SYSTEM
 from enforcement.models import Case, EnforcementAction, Rule, Violation
+from enforcement.services import service_token_create
 
 
 class AccountFactory(factory.django.DjangoModelFactory):
@@ -129,3 +132,13 @@ def rule(code: str) -> Rule:
 def missing_pk(model) -> int:
     """A primary key no row of ``model`` has: tests never guess which ids the database hands out."""
     return (model.objects.aggregate(highest=Max("pk"))["highest"] or 0) + 1000
+
+
+def token_client(name: str, scopes: list[str], *, trusted: bool = False) -> APIClient:
+    """An API client holding a new service token ``name`` with these scopes (its row and raw token kept on it)."""
+    token, raw = service_token_create(actor=SYSTEM, name=name, scopes=scopes, trusted=trusted)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.token = token
+    client.raw_token = raw
+    return client

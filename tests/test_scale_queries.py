@@ -8,17 +8,22 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from accounts import edge
 from accounts.models import Account, APIKey
 from enforcement import services
-from enforcement.actors import SYSTEM
 from enforcement.admin.accounts import KEYS_PER_PAGE
 from enforcement.models import SEVERITY_RANK, Case, EnforcementAction, Rule, Severity, Violation
 from enforcement.selectors import CASE_QUEUE_ORDERING, CLOSED_CASES_ORDERING
 from enforcement.services.recommendations import recommend, worst_open_violation
-from tests.factories import AccountFactory, APIKeyFactory, CaseFactory, EnforcementActionFactory, UserFactory
+from tests.factories import (
+    AccountFactory,
+    APIKeyFactory,
+    CaseFactory,
+    EnforcementActionFactory,
+    UserFactory,
+    token_client,
+)
 from tests.query_plans import plan_using_only
 
 
@@ -45,10 +50,7 @@ def actions_in_force(account, case, n: int, keys=()) -> list[EnforcementAction]:
 
 @pytest.fixture
 def api(db):
-    _, raw = services.service_token_create(actor=SYSTEM, name="scale-reader", scopes=["cases:read"])
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+    return token_client("scale-reader", ["cases:read"])
 
 
 @pytest.fixture

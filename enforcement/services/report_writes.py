@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import APIKey
 from enforcement.actors import Actor
+from enforcement.audit import audit_row
 from enforcement.models import AuditEvent, Rule, SourceTally, Violation
 from enforcement.services.detectors import TALLY_FIELDS, tally_reports, tally_shard
 from lib.bulk import bulk_insert, insert_statement, mark_saved, row_documents
@@ -90,8 +91,7 @@ def _insert_in_one_statement(actor: Actor, violations: Sequence[Violation], conn
 def _insert_apart(actor: Actor, violations: Sequence[Violation]) -> None:
     bulk_insert(Violation, violations)
     AuditEvent.objects.bulk_create([
-        AuditEvent(**actor.audit_fields(), verb=REPORTED, target_type="violation", target_id=str(v.pk),
-                   case_id=v.case_id, account_id=v.account_id, after=reported_after(v))
+        audit_row(actor=actor, verb=REPORTED, target=v, case=v.case, account=v.account, after=reported_after(v))
         for v in violations
     ])
     tally_reports([v.source for v in violations])

@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import Account, APIKey
 from enforcement import ladder, notifications, sla
 from enforcement.actors import REPORT_VIOLATION, WORK_CASE, Actor
-from enforcement.audit import audit_record, snapshot
+from enforcement.audit import audit_record, audit_row, snapshot
 from enforcement.errors import BLANK, NotFound, ServiceError, ValidationFailed
 from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, EnforcementAction, Rule, Severity, Violation
 from enforcement.redaction import redact
@@ -381,14 +381,6 @@ def _batch_resolve_inputs(reports: list[dict], indexes: list[int], answers: list
     return items
 
 
-def _audit_row(actor: Actor, verb: str, target, *, case, account, after: dict) -> AuditEvent:
-    """An unsaved ``AuditEvent`` as ``audit_record`` writes it, for ``bulk_create``."""
-    return AuditEvent(
-        **actor.audit_fields(), verb=verb, target_type=target._meta.model_name, target_id=str(target.pk),
-        case=case, account=account, after=after,
-    )
-
-
 def _violations_create_bulk(
     *, actor: Actor, reports: list[dict], items: list[tuple], redacted: dict[int, tuple[str, dict]]
 ) -> dict[int, ReportResult]:
@@ -428,7 +420,8 @@ def _violations_create_bulk(
             summary=redacted[index][0], evidence=redacted[index][1],
         ))
     bulk_insert(AuditEvent, [
-        _audit_row(actor, "case.opened", case, case=case, account=case.account, after=snapshot(case, CASE_FIELDS))
+        audit_row(actor=actor, verb="case.opened", target=case, case=case, account=case.account,
+                  after=snapshot(case, CASE_FIELDS))
         for case in opened
     ])
     reports_insert(actor=actor, violations=violations)  # with their audit events and tally counts

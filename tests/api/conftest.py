@@ -5,9 +5,9 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from enforcement.actors import SYSTEM
 from enforcement.models import ServiceToken
-from enforcement.services import service_token_create, violation_report
+from enforcement.services import violation_report
+from tests.factories import token_client
 
 ALL_SCOPES = list(ServiceToken.Scope.values)
 
@@ -25,15 +25,6 @@ def _own_cache_namespace(settings):
     settings.CACHES = {name: {**config, "KEY_PREFIX": f"api-test-{uuid.uuid4().hex}"}
                        for name, config in settings.CACHES.items()}
     settings.API_IDEMPOTENCY_TTL_SECONDS = 300
-
-
-def token_client(name: str, scopes: list[str], *, trusted: bool = False) -> APIClient:
-    token, raw = service_token_create(actor=SYSTEM, name=name, scopes=scopes, trusted=trusted)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    client.token = token
-    client.raw_token = raw
-    return client
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from rest_framework.test import APIClient
 
 from accounts import edge, gate
 from enforcement import services, tasks
-from enforcement.actors import SYSTEM, Actor
+from enforcement.actors import Actor
 from enforcement.errors import Forbidden
 from enforcement.models import Violation
 from enforcement.services.edge_findings import sustained_runs
 from tests.edge.test_gate import NOW
-from tests.factories import APIKeyFactory
+from tests.factories import APIKeyFactory, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -290,9 +290,7 @@ def test_gate_violations_are_listed_by_source_for_those_who_read_cases(slow_key,
     report(NOW + MINUTE)
     services.violation_report(actor=Actor.for_token(detector_token), account=slow_key.account,
                               rule="secrets-in-events", source="ids", external_id="evt-1", summary="a card number")
-    _, raw = services.service_token_create(actor=SYSTEM, name="reader", scopes=["cases:read"])
-    reader = APIClient()
-    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    reader = token_client("reader", ["cases:read"])
     body = reader.get("/api/v1/violations/", {"source": "gate"}).json()
     assert [(v["source"], v["rule"], v["api_key"]) for v in body["results"]] == [
         ("gate", "rate-limit-overuse", slow_key.prefix)

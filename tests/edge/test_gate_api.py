@@ -7,9 +7,8 @@ from rest_framework.test import APIClient
 
 from accounts import edge
 from accounts.tokens import generate_token
-from enforcement.actors import SYSTEM
 from enforcement.models import AuditEvent
-from enforcement.services import service_token_create
+from tests.factories import token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -17,10 +16,7 @@ URL = reverse("gate-check")
 
 
 def client_with(*scopes):
-    _, raw = service_token_create(actor=SYSTEM, name=f"edge-{'-'.join(scopes) or 'none'}", scopes=list(scopes))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+    return token_client(f"edge-{'-'.join(scopes) or 'none'}", list(scopes))
 
 
 @pytest.fixture

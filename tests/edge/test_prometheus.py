@@ -12,15 +12,12 @@ from django.urls import reverse
 from kombu import Connection
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.test import APIClient
 
 from accounts import edge, gate
 from accounts.tokens import generate_token
 from enforcement import services
-from enforcement.actors import SYSTEM
-from enforcement.services import service_token_create
 from lib import prom
-from tests.factories import AccountFactory, APIKeyFactory
+from tests.factories import AccountFactory, APIKeyFactory, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +25,7 @@ GATE_URL = reverse("gate-check")
 
 
 def client_with(*scopes):
-    _, raw = service_token_create(actor=SYSTEM, name=f"prom-{uuid.uuid4().hex[:8]}", scopes=list(scopes))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+    return token_client(f"prom-{uuid.uuid4().hex[:8]}", list(scopes))
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
