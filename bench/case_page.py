@@ -23,13 +23,12 @@ a warm database cache after the first round (the medians favour it); in-process,
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scratch import configure, drop_database, scratch_postgres  # noqa: E402
+from bench.scratch import configure, drop_database, median_seconds, scratch_postgres  # noqa: E402
 
 configure(database_url="postgres://postgres@127.0.0.1:5432/enforcement_casebench", var_dir="/tmp/var-bench-case")
 os.environ.setdefault("STAFF_2FA", "optional")  # the bench signs a lead in without a device
@@ -59,15 +58,6 @@ class QueryTimer:
 
     def __len__(self):
         return len(self.times)
-
-
-def median_seconds(call, rounds: int):
-    times, result = [], None
-    for _ in range(rounds):
-        started = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def build(accounts: int, cases: int, violations: int):

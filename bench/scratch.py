@@ -1,6 +1,8 @@
 """What the benchmarks share: Django set up as an operator runs it, and a scratch PostgreSQL database."""
 
 import os
+import statistics
+import time
 
 
 def configure(*, database_url: str, var_dir: str) -> None:
@@ -52,3 +54,13 @@ def scratch_postgres(script: str, *, reuse: bool = False) -> str:
         drop_database(url)  # what an earlier run left behind
     ensure_database(url)
     return url
+
+
+def median_seconds(call, rounds: int) -> tuple[float, object]:
+    """The median seconds of ``rounds`` calls, and what the last one returned."""
+    timings, result = [], None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        result = call()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings), result

@@ -24,14 +24,13 @@ round (the medians favour it); in-process, so no network or WSGI server in (3).
 
 import argparse
 import random
-import statistics
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scratch import configure, drop_database, scratch_postgres  # noqa: E402
+from bench.scratch import configure, drop_database, median_seconds, scratch_postgres  # noqa: E402
 
 configure(database_url="postgres://postgres@127.0.0.1:5432/enforcement_simbench", var_dir="/tmp/var-bench-simulate")
 
@@ -107,15 +106,6 @@ def build_history(decisions: int, accounts: int) -> None:
         cursor.execute("ANALYZE")
     print(f"history: {len(violations):,} violations of {RULE} in {len(case_plan):,} cases of {accounts:,} "
           f"accounts; {len(actions):,} actions ({len(older_plan):,} older actioned cases)")
-
-
-def median_seconds(fn, rounds: int) -> tuple[float, object]:
-    timings, result = [], None
-    for _ in range(rounds):
-        start = time.perf_counter()
-        result = fn()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings), result
 
 
 def main() -> None:
