@@ -41,6 +41,14 @@ def password_step(page, username: str, password: str = PASSWORD):
     page.click("input[type=submit]")
 
 
+def second_factor_given_minutes_ago(page, minutes: int) -> None:
+    """Age the browser session's last second factor (the step-up window is 15 minutes)."""
+    session_key = next(c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
+    session = SessionStore(session_key)
+    session[SESSION_VERIFIED_AT] = time.time() - minutes * 60
+    session.save()
+
+
 def test_totp_sign_in_and_step_up_before_approving_a_termination(browser, live_server, console_data):
     from playwright.sync_api import expect
 
@@ -62,10 +70,7 @@ def test_totp_sign_in_and_step_up_before_approving_a_termination(browser, live_s
     expect(page.locator("#result_list")).to_be_visible()
 
     # The last second factor is now 16 minutes old.
-    session_key = next(c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
-    session = SessionStore(session_key)
-    session[SESSION_VERIFIED_AT] = time.time() - 16 * 60
-    session.save()
+    second_factor_given_minutes_ago(page, 16)
 
     page.goto(f"/admin/enforcement/case/{case.pk}/change/")
     page.locator(f"#action-{termination.pk} [data-verb=approve]").click()
@@ -166,10 +171,7 @@ def test_passkey_enrolment_sign_in_and_step_up_with_chromiums_virtual_authentica
     assert credential.last_used_at is not None and credential.sign_count > enrolled_count  # a fresh signature
 
     # Step-up with the passkey before approving a termination, once the last one is 16 minutes old.
-    session_key = next(c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
-    session = SessionStore(session_key)
-    session[SESSION_VERIFIED_AT] = time.time() - 16 * 60
-    session.save()
+    second_factor_given_minutes_ago(page, 16)
     page.goto(f"/admin/enforcement/case/{case.pk}/change/")
     page.locator(f"#action-{termination.pk} [data-verb=approve]").click()
     page.wait_for_url("**/admin/second-factor/?**")
