@@ -43,8 +43,7 @@ def _statement(alias: str) -> str:
         returning=["account_id", "case_id", "rule_id", "api_key_id", "severity", "source", "external_id"],
     )
     counted = ", ".join(TALLY_FIELDS)
-    others = ", ".join("0" for _ in TALLY_FIELDS[1:])
-    assert TALLY_FIELDS[0] == "reports"
+    counts = ", ".join("count(*)" if field == "reports" else "0" for field in TALLY_FIELDS)  # new: none decided
     return (
         f"WITH v AS ({violations}), "
         f"a AS (INSERT INTO {audit} (created_at, actor_type, actor_user_id, actor_token_id, actor_label, verb, "
@@ -55,7 +54,7 @@ def _statement(alias: str) -> str:
         f"FROM v JOIN {rules} rule ON rule.id = v.rule_id LEFT JOIN {keys} key ON key.id = v.api_key_id "
         f"ORDER BY v.id), "
         f"t AS (INSERT INTO {tally} (source, shard, {counted}) "
-        f"SELECT v.source, %s, count(*), {others} FROM v GROUP BY v.source ORDER BY v.source "
+        f"SELECT v.source, %s, {counts} FROM v GROUP BY v.source ORDER BY v.source "
         f"ON CONFLICT (source, shard) DO UPDATE SET reports = {tally}.reports + excluded.reports) "
         f"SELECT id, source, external_id FROM v"
     )
