@@ -340,7 +340,11 @@ def _masker_ipv4(text: str, versionish: bool):
 
 def _mask_ipv6(match: re.Match) -> str:
     candidate = match.group(0)
+    # Trailing dots and colons are the sentence's ("at 2001:db8::1."), except the "::" that ends a compressed
+    # address ("2001:db8::", "2001:db8::: refused"): kept, or the address would not parse and would stay.
     address_text = candidate.rstrip(".:")
+    if candidate.rstrip(".").endswith("::"):
+        address_text += "::"
     if address_text.count(":") < 2 or not any(c.isdigit() for c in address_text):
         return candidate  # "dead::beef" is as likely a C++ scope as an address
     try:

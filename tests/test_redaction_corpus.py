@@ -123,6 +123,13 @@ LEAKS = [
     case("http://[2001:db8::1]:8080/", "2001:db8::1",
          re.compile(r"http://\[" + IP.format("2001:db8::/48") + r"\]:8080/"), id="ipv6-in-url"),
     case("::ffff:203.0.113.9", "203.0.113.9", re.compile(IP.format(r"203\.0\.113\.x")), id="ipv4-mapped-ipv6"),
+    case("from 2001:db8:85a3:7::", "85a3:7", re.compile("from " + IP.format("2001:db8:85a3::/48")),
+         id="ipv6-ending-in-::"),
+    case("net 2001:db8:1:2::/64 seen", "1:2::", re.compile("net " + IP.format("2001:db8:1::/48") + "/64 seen"),
+         id="ipv6-network-ending-in-::"),
+    case("at 2a00:1450:4001:82b::. Then 2001:db8:1:9::: refused", ("82b", "1:9::"),
+         re.compile("at " + IP.format("2a00:1450:4001::/48") + r"\. Then " + IP.format("2001:db8:1::/48")
+                    + ": refused"), id="ipv6-ending-in-::-then-punctuation"),
     case("ip%3D203.0.113.9", "203.0.113.9", id="ipv4-after-encoded-equals"),
 ]
 

@@ -151,15 +151,12 @@ def _limits(key: APIKey) -> dict:
 
 
 def _address(address: str) -> str:
-    """An address as the per-IP buckets group it, spelt so that redaction pseudonymises it (it passes over the
-    compressed spelling of an IPv6 network, ``2001:db8:1:2::/64``, whose address ends in ``::``)."""
+    """An address as the per-IP buckets group it: an IPv4 address, an IPv6 network (``2001:db8:1:2::/64``)."""
     try:
         network = ipaddress.ip_network(address, strict=False)
     except ValueError:
         return address  # not an address: redaction still looks at it
-    if network.version == 6:
-        return f"{network.network_address.exploded}/{network.prefixlen}"
-    return str(network.network_address)
+    return str(network) if network.version == 6 else str(network.network_address)
 
 
 def _top_addresses(store, key: APIKey, start: int) -> list[dict]:
