@@ -57,8 +57,6 @@ def edge_states(keys) -> tuple[dict[int, object], str | None]:
     """What the ingest edge holds for each key right now (None: not published), or why it cannot say. One
     batched read of the store, whatever the number of keys."""
     try:
-        from accounts import edge
-
         records = edge.get_store().get_many([key.token_sha256 for key in keys])
         return {key.pk: records.get(key.token_sha256) for key in keys}, None
     except Exception as exc:  # the page must render when the edge store is down; it says so instead

@@ -25,7 +25,7 @@ from enforcement.models import (
 )
 from enforcement.selectors import case_timeline
 from enforcement.services import MAX_STRIKE_WINDOW_DAYS, SIMULATION_DEFAULT_DAYS, SIMULATION_MAX_DAYS
-from enforcement.services.detectors import OUTCOMES, outcome_of
+from enforcement.services.detectors import OUTCOMES
 
 MAX_INT = 2**31 - 1  # PositiveIntegerField's ceiling on every database
 MAX_TEXT = 20_000
@@ -359,7 +359,7 @@ def violation_dict(v: Violation, iso=_iso) -> dict:
         "status": v.status,
         "dismissed_at": iso(v.dismissed_at),
         "dismissed_reason": v.dismissed_reason,
-        "outcome": outcome_of(v),
+        "outcome": v.outcome,
     }
 
 

@@ -53,10 +53,6 @@ def with_live_outcome(violations: QuerySet[Violation]) -> QuerySet[Violation]:
     ))
 
 
-def outcome_of(violation: Violation) -> str:
-    return violation.outcome
-
-
 # --------------------------------------------------------------------------- the stored outcome and its tallies
 
 

@@ -33,14 +33,9 @@ def strikes_for(*, account_id: int, window_days: int, now: datetime, exclude_cas
     return actions.values("case_id").distinct().count()
 
 
-def strikes_subquery(*, window_days: int, now: datetime):
-    """``strikes_for`` of a case's account, its own case excluded, as an expression on a ``Case`` queryset: the
-    report path reads it with the case it locks, in the same query."""
-    return strikes_since_subquery(now - timedelta(days=window_days))
-
-
 def strikes_since_subquery(since: datetime):
-    """``strikes_subquery`` for the window that starts at ``since``."""
+    """``strikes_for`` of a case's account since ``since``, its own case excluded, as an expression on a ``Case``
+    queryset: the report path reads it with the case it locks, in the same query."""
     counted = (
         strike_actions().filter(account_id=OuterRef("account_id"), applied_at__gte=since)
         .exclude(case_id=OuterRef("pk")).order_by().values("account_id")
