@@ -196,3 +196,29 @@ def test_the_migration_backfills_outcomes_and_tallies_from_history(as_trusted_de
     backfill.backfill_outcomes(apps, None)
     assert assert_matches_live() == expected
     assert expected["eps"] == {"reports": 3, "actioned": 1, "dismissed": 0, "overturned": 2}
+
+
+@pytest.mark.django_db
+def test_closing_a_case_dismisses_its_reports_in_a_fixed_number_of_queries(as_detector, as_agent):
+    """Each open report of a closed case is dismissed, audited and counted, whether it has 3 reports or 30."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from enforcement.models import AuditEvent
+
+    queries = {}
+    for reports in (3, 30):
+        account = AccountFactory()
+        violations = [report(as_detector, account, f"closing-{reports}") for _ in range(reports)]
+        case = violations[0].case
+        with CaptureQueriesContext(connection) as captured:
+            services.case_resolve(actor=as_agent, case_id=case.pk, resolution="Customer fixed it.")
+        queries[reports] = len(captured)
+        assert set(Violation.objects.filter(case=case).values_list("status", "outcome", "dismissed_reason")) == {
+            (Violation.Status.DISMISSED, "dismissed", "Customer fixed it.")}
+        events = AuditEvent.objects.filter(verb="violation.dismissed", case=case).order_by("pk")
+        assert [int(e.target_id) for e in events] == [v.pk for v in violations]
+        assert {(e.note, e.actor_label, str(e.before), str(e.after)) for e in events} == {
+            ("Customer fixed it.", as_agent.label, "{'status': 'open'}", "{'status': 'dismissed'}")}
+    assert queries[30] <= queries[3], queries  # (the first close also reads what later ones find cached)
+    assert_matches_live()

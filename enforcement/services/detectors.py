@@ -111,10 +111,11 @@ def _set_outcome(violations: QuerySet[Violation], outcome: str) -> None:
     tally_add(changes)
 
 
-def outcome_dismissed(violation: Violation) -> None:
-    """The violation was dismissed (its case locked by the caller)."""
-    _set_outcome(Violation.objects.filter(pk=violation.pk), DISMISSED)
-    violation.outcome = DISMISSED
+def outcomes_dismissed(violations: list[Violation]) -> None:
+    """The violations were dismissed (their case locked by the caller)."""
+    _set_outcome(Violation.objects.filter(pk__in=[violation.pk for violation in violations]), DISMISSED)
+    for violation in violations:
+        violation.outcome = DISMISSED
 
 
 def outcomes_actioned(action: EnforcementAction) -> None:

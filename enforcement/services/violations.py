@@ -19,7 +19,7 @@ from enforcement.errors import BLANK, NotFound, ServiceError, ValidationFailed
 from enforcement.models import SEVERITY_RANK, ActionKind, AuditEvent, Case, EnforcementAction, Rule, Severity, Violation
 from enforcement.redaction import redact
 from enforcement.services.actions import act_first_suspend, action_propose_locked, covering_action
-from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violation_dismiss_locked
+from enforcement.services.cases import CASE_FIELDS, case_refresh, case_review_due, violations_dismiss_locked
 from enforcement.services.detectors import report_trusted
 from enforcement.services.locks import for_update, lock_case
 from enforcement.services.recommendations import (
@@ -273,7 +273,8 @@ def violation_dismiss(*, actor: Actor, violation_id: int, reason: str) -> Violat
     violation = for_update(Violation.objects).get(pk=violation_id)
     if violation.status == Violation.Status.DISMISSED:
         return violation
-    violation_dismiss_locked(actor=actor, case=case, violation=violation, reason=reason.strip(), now=timezone.now())
+    violations_dismiss_locked(actor=actor, case=case, violations=[violation], reason=reason.strip(),
+                              now=timezone.now())
     case_refresh(actor=actor, case=case)
     return violation
 
