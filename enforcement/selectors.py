@@ -90,9 +90,9 @@ def case_timeline(case: Case) -> list[TimelineEntry]:
     return entries
 
 
-def account_standing(account: Account, *, now: datetime | None = None, keys: bool = True) -> dict:
-    """An account's strikes, open case, actions in force and (unless ``keys`` is false: a page that lists them
-    by the page) its keys, in a fixed number of queries whatever the number of actions or keys."""
+def account_standing(account: Account, *, now: datetime | None = None) -> dict:
+    """An account's strikes, open case and actions in force, in a fixed number of queries whatever the number
+    of actions (its keys: each caller lists them its own way, by the page or as rows)."""
     now = now or timezone.now()
     window = settings.ENFORCEMENT["STRIKE_WINDOW_DAYS"]
     open_case = account.cases.exclude(status=Case.Status.CLOSED).first()
@@ -110,7 +110,6 @@ def account_standing(account: Account, *, now: datetime | None = None, keys: boo
         "strike_window_days": window,
         "open_case": open_case,
         "active_actions": active_actions,
-        "keys": list(APIKey.objects.filter(account=account).order_by("prefix")) if keys else [],
     }
 
 

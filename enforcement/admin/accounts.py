@@ -175,7 +175,7 @@ class AccountAdmin(ReadOnlyInventoryAdmin):
         if account is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(object_id))
         now = timezone.now()
-        standing = account_standing(account, now=now, keys=False)
+        standing = account_standing(account, now=now)
         page, keys_by_status = key_page(request, account)
         page_keys = list(page.object_list)
         imposed = key_imposed_by(page_keys, standing["active_actions"])

@@ -557,7 +557,7 @@ def case_page_context(request, case: Case, model_admin=None) -> dict:
             ))
         else:  # rendering it reads every violation again: loaded when the disclosure is opened
             notice_url = reverse("admin:enforcement_case_notice", args=[case.pk])
-    standing = account_standing(case.account, now=now, keys=False)
+    standing = account_standing(case.account, now=now)
     # An account may hold thousands of keys: the first ones here, every one on the account's page.
     case_keys = list(APIKey.objects.filter(account=case.account).order_by("prefix")[:CASE_PAGE_KEYS + 1])
     key_count = len(case_keys) if len(case_keys) <= CASE_PAGE_KEYS else APIKey.objects.filter(

@@ -87,7 +87,7 @@ class AccountStandingView(APIView):
     )
     def get(self, request, public_id: str):
         account = services.account_get(public_id)
-        standing = account_standing(account, keys=False)
+        standing = account_standing(account)
         # The keys as rows of the serializer's fields (thousands for a large account): not whole model instances.
         standing["keys"] = list(APIKey.objects.filter(account=account).order_by("prefix")
                                 .values(*s.StandingKeySerializer.Meta.fields))
