@@ -114,6 +114,17 @@ def signin_completed(request, user) -> None:
     AxesProxyHandler.get_implementation().reset_user_attempts(request, _credentials(user))
 
 
+def second_factor_verified(request, user, *, device=None) -> None:
+    """The session's second factor was just given (after ``django_otp.login``): the step-up clock starts, a
+    sign-in with ``device`` is audited (an enrolment is, by ``second_factor_enrolled``), and the whole sign-in
+    is complete. Codes and passkeys alike end here."""
+    mark_verified(request)
+    if device is not None:
+        signin_record(verb="signin.second_factor", user=user, request=request, actor=Actor.for_user(user),
+                      after={"device": device.persistent_id, "kind": device_kind(device)})
+    signin_completed(request, user)
+
+
 # --------------------------------------------------------------------------- devices
 
 

@@ -27,17 +27,14 @@ from django_otp_webauthn.views import (
     CompleteCredentialRegistrationView,
 )
 
-from enforcement.actors import Actor
 from enforcement.signin import (
     SESSION_NEW_RECOVERY_CODES,
     has_second_factor,
     is_locked_out,
-    mark_verified,
     second_factor_enrolled,
     second_factor_failed,
     second_factor_is_recent,
-    signin_completed,
-    signin_record,
+    second_factor_verified,
 )
 
 
@@ -95,8 +92,7 @@ class RegistrationComplete(RegistrationChecks, CompleteCredentialRegistrationVie
             codes = second_factor_enrolled(user=user, device=device, request=self.request, first=first)
         if first:
             # The library marked the session verified with this passkey; the step-up clock starts too.
-            mark_verified(self.request)
-            signin_completed(self.request, user)
+            second_factor_verified(self.request, user)
             self.request.session[SESSION_NEW_RECOVERY_CODES] = codes
         return response
 
@@ -121,11 +117,7 @@ class AuthenticationComplete(AuthenticationChecks, CompleteCredentialAuthenticat
 
     def complete_auth(self, device):
         super().complete_auth(device)  # django_otp.login: the session is verified with this passkey
-        user = self.request.user
-        mark_verified(self.request)
-        signin_record(verb="signin.second_factor", user=user, request=self.request, actor=Actor.for_user(user),
-                      after={"device": device.persistent_id, "kind": "passkey"})
-        signin_completed(self.request, user)
+        second_factor_verified(self.request, self.request.user, device=device)
 
     def get_success_url(self):
         return self.get_redirect_url() or reverse("admin:index")

@@ -33,16 +33,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from enforcement.actors import ROLE_LEAD, Actor
 from enforcement.signin import (
     SESSION_NEW_RECOVERY_CODES,
-    device_kind,
     device_rows,
     has_second_factor,
     is_locked_out,
-    mark_verified,
     second_factor_enrolled,
     second_factor_failed,
     second_factor_is_recent,
     second_factor_remove,
-    signin_completed,
+    second_factor_verified,
     signin_record,
 )
 
@@ -120,10 +118,7 @@ def verify_page(site, request):
         device = match_token(user, token) if token else None
         if device is not None:
             django_otp.login(request, device)
-            mark_verified(request)
-            signin_record(verb="signin.second_factor", user=user, request=request, actor=Actor.for_user(user),
-                          after={"device": device.persistent_id, "kind": device_kind(device)})
-            signin_completed(request, user)
+            second_factor_verified(request, user, device=device)
             return HttpResponseRedirect(back)
         if second_factor_failed(request, user, "code"):
             return locked_out_response(request, user)
@@ -153,8 +148,7 @@ def enrol_page(site, request):
                 device.save(update_fields=["confirmed"])
                 codes = second_factor_enrolled(user=user, device=device, request=request, first=True)
             django_otp.login(request, device)
-            mark_verified(request)
-            signin_completed(request, user)
+            second_factor_verified(request, user)
             return TemplateResponse(request, "admin/second_factor/recovery_codes.html", _context(
                 site, request, title="Recovery codes", codes=codes, next=back))
         messages.error(request, "That code is not right. Check the key you typed and the clock of your phone.")
