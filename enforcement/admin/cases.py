@@ -140,10 +140,10 @@ class CaseAdmin(WorkflowAdmin):
     def changelist_view(self, request, extra_context=None):
         actor = actor_for(request)
         query = queue.clean_query(self, request.GET.urlencode())
+        views = list(services.visible_views(request.user))
         extra = {
             "title": "Case queue", "may_work": actor.can(WORK_CASE), "view_query": query,
-            "saved_views": list(services.visible_views(request.user)),
-            "current_view": queue.current_view(request, query), **(extra_context or {}),
+            "saved_views": views, "current_view": queue.current_view(views, query), **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
 

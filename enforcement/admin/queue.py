@@ -109,9 +109,9 @@ def view_tiles(model_admin, request) -> list[dict]:
     return tiles
 
 
-def current_view(request, query: str):
-    """The visible saved view this queue querystring is, if any."""
-    return next((view for view in services.visible_views(request.user) if view.query == query), None)
+def current_view(views, query: str):
+    """The saved view among ``views`` (those visible to the user) that this queue querystring is, if any."""
+    return next((view for view in views if view.query == query), None)
 
 
 # --------------------------------------------------------------------------- buttons
