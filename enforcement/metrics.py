@@ -30,6 +30,7 @@ from enforcement.services import detectors, rollups
 
 log = logging.getLogger(__name__)
 DEFAULT_PERIOD = timedelta(days=30)
+MAX_PERIOD = timedelta(days=731)  # the longest period a summary covers (two years and a day)
 OUTBOX_STATUSES = (Notification.Status.PENDING, Notification.Status.FAILED)
 
 

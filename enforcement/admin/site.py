@@ -191,7 +191,7 @@ class ConsoleAdminSite(admin.AdminSite):
 
 
 BAR_AREA = 260  # px of the widest bar; labels take the left 170 px
-MAX_METRICS_DAYS = 731
+MAX_METRICS_DAYS = metrics.MAX_PERIOD.days
 
 
 def metrics_days(query, *, today: date) -> tuple[date, date]:

@@ -1,6 +1,6 @@
 """The team's figures over the API: a period's summary (JSON) and gauges for Prometheus (``GET /metrics``)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django import forms
 from django.conf import settings
@@ -20,7 +20,6 @@ from enforcement.models import ServiceToken
 from lib import broker, prom
 
 S = ServiceToken.Scope
-MAX_PERIOD = timedelta(days=731)
 LAST_INSTANT = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -42,8 +41,9 @@ def parse_period(query) -> tuple:
         raise ValidationFailed("The period is out of range.", fields={"until": ["At most 9999-12-31T00:00:00Z."]})
     if since >= until:
         raise ValidationFailed("The period is empty.", fields={"since": ["Must be before until."]})
-    if until - since > MAX_PERIOD:
-        raise ValidationFailed("The period is too long.", fields={"since": [f"At most {MAX_PERIOD.days} days."]})
+    if until - since > metrics.MAX_PERIOD:
+        raise ValidationFailed("The period is too long.",
+                               fields={"since": [f"At most {metrics.MAX_PERIOD.days} days."]})
     return since, until
 
 
