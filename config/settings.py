@@ -275,12 +275,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # One run at a time (an advisory lock); a run still queued when the next is due is dropped, not stacked.
     "enforcement-sweep": {
         "task": "enforcement.tasks.sweep",
-        "schedule": timedelta(seconds=env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)),
-        "options": {"expires": env_int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)},
+        "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
+        "options": {"expires": SWEEP_INTERVAL_SECONDS},
     },
     # The edge store recovers from a lost publish: recent key changes every minute, everything hourly.
     "edge-republish-recent": {
