@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from accounts.edge.redis_store import RedisEdgeStore, counting_spec, read_lua
-from accounts.edge.store import PUBLISH_CHUNK, BrowserSighting, KeyRecord, chunks
+from accounts.edge.store import PUBLISH_CHUNK, KeyRecord, chunks
 
 SCHEME = "redis+cluster"
 TAG_HEX = 2  # 256 tags: spread over every master, and few enough to read all in one pipeline (~10 ms)
@@ -84,7 +84,6 @@ class RedisClusterEdgeStore(RedisEdgeStore):
         self._redis_errors = (redis.RedisError, OSError)
         self._no_script = redis.exceptions.NoScriptError
         self.namespace = namespace
-        self._built_key = f"{namespace}built"  # not used on a cluster: one mark per tag
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes], username=username, password=password,
             socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
@@ -191,22 +190,8 @@ class RedisClusterEdgeStore(RedisEdgeStore):
             answers = pipe.execute()
         return {sha: int(count) for sha, count in zip(hashes, answers, strict=True) if count is not None}
 
-    def browser_sightings(self) -> list[BrowserSighting]:
-        sightings = []
-        with self._unavailable():
-            hashes = sorted(sha.decode() for members in self._per_tag("smembers", "exposed") for sha in members)
-            for chunk in chunks(hashes, 500):
-                pipe = self.client.pipeline()
-                for sha in chunk:
-                    pipe.hgetall(f"{self.key_namespace(sha)}origins:{sha}")
-                for sha, origins in zip(chunk, pipe.execute(), strict=True):
-                    ns = self.key_namespace(sha)
-                    if not origins:  # expired: forget the key until it is seen again
-                        self._forget_sightings(keys=[f"{ns}origins:{sha}", f"{ns}exposed"], args=[sha])
-                    for origin, seen in sorted(origins.items()):
-                        first, last, requests = (int(n) for n in seen.split(b":"))
-                        sightings.append(BrowserSighting(sha, origin.decode(), first, last, requests))
-        return sightings
+    def _exposed_hashes(self) -> list[bytes]:
+        return [sha for members in self._per_tag("smembers", "exposed") for sha in members]
 
     # ------------------------------------------------------------------ the whole store
 

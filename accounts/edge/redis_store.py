@@ -184,18 +184,22 @@ class RedisEdgeStore(EdgeStore):
             )
         return [(address.decode(), int(count)) for address, count in top]
 
+    def _exposed_hashes(self) -> list[bytes]:
+        """The keys seen from a browser (the index of their ``origins:`` hashes)."""
+        return list(self.client.smembers(f"{self.namespace}exposed"))
+
     def browser_sightings(self) -> list[BrowserSighting]:
-        index = f"{self.namespace}exposed"
         sightings = []
         with self._unavailable():
-            hashes = sorted(sha.decode() for sha in self.client.smembers(index))
+            hashes = sorted(sha.decode() for sha in self._exposed_hashes())
             for chunk in chunks(hashes, 500):
                 pipe = self.client.pipeline(transaction=False)
                 for sha in chunk:
-                    pipe.hgetall(f"{self.namespace}origins:{sha}")
+                    pipe.hgetall(f"{self.key_namespace(sha)}origins:{sha}")
                 for sha, origins in zip(chunk, pipe.execute(), strict=True):
+                    ns = self.key_namespace(sha)
                     if not origins:  # expired: forget the key until it is seen again
-                        self._forget_sightings(keys=[f"{self.namespace}origins:{sha}", index], args=[sha])
+                        self._forget_sightings(keys=[f"{ns}origins:{sha}", f"{ns}exposed"], args=[sha])
                     for origin, seen in sorted(origins.items()):
                         first, last, requests = (int(n) for n in seen.split(b":"))
                         sightings.append(BrowserSighting(sha, origin.decode(), first, last, requests))
