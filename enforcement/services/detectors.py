@@ -178,15 +178,16 @@ class SourceRecord:
 
     @property
     def below_floor(self) -> bool:
-        return (self.recent_decided >= settings.DETECTOR_MIN_DECIDED and self.precision is not None
-                and self.precision < settings.DETECTOR_MIN_PRECISION)
+        return RecentPrecision(self.recent_decided, self.precision).below_floor
 
 
-def source_record(name: str, *, counts: dict[str, int] | None = None) -> SourceRecord:
-    """A source's track record (``counts``: its tally, when the caller has it already)."""
+def source_record(name: str, *, counts: dict[str, int] | None = None,
+                  recent: "RecentPrecision | None" = None) -> SourceRecord:
+    """A source's track record (``counts``: its tally, ``recent``: its recent precision, when the caller has
+    them already)."""
     if counts is None:
         counts = SourceTally.objects.filter(source=name).aggregate(**{f: Sum(f) for f in TALLY_FIELDS})
-    recent = recent_precision(name)
+    recent = recent or recent_precision(name)
     return SourceRecord(
         reports=counts.get("reports") or 0, actioned=counts.get(ACTIONED) or 0,
         dismissed=counts.get(DISMISSED) or 0, overturned=counts.get(OVERTURNED) or 0,
@@ -198,6 +199,12 @@ def source_record(name: str, *, counts: dict[str, int] | None = None) -> SourceR
 class RecentPrecision:
     recent_decided: int
     precision: float | None
+
+    @property
+    def below_floor(self) -> bool:
+        """Enough decided reports, too few of them actioned: the source may no longer act first."""
+        return (self.recent_decided >= settings.DETECTOR_MIN_DECIDED and self.precision is not None
+                and self.precision < settings.DETECTOR_MIN_PRECISION)
 
 
 def recent_precision(name: str) -> RecentPrecision:
@@ -215,10 +222,10 @@ def source_may_act_first(source_name: str) -> bool:
     source = Source.objects.filter(name=source_name).first()
     if source is None:
         return True
-    record = source_record(source_name)
-    withheld = record.below_floor
+    recent = recent_precision(source_name)  # the whole record (its tally too) only when the answer changes
+    withheld = recent.below_floor
     if withheld != (source.act_first_withheld_at is not None):
-        _act_first_change(source_id=source.pk, withheld=withheld, record=record)
+        _act_first_change(source_id=source.pk, withheld=withheld, record=source_record(source_name, recent=recent))
     return not withheld
 
 
@@ -265,9 +272,9 @@ def detectors_recheck() -> list[str]:
     change is recorded once (``_act_first_change`` is a conditional update), so running it every sweep is safe."""
     changed = []
     for source in Source.objects.filter(act_first_withheld_at__isnull=False).only("pk", "name"):
-        record = source_record(source.name)
-        if not record.below_floor:
-            _act_first_change(source_id=source.pk, withheld=False, record=record)
+        recent = recent_precision(source.name)
+        if not recent.below_floor:
+            _act_first_change(source_id=source.pk, withheld=False, record=source_record(source.name, recent=recent))
             changed.append(source.name)
     return changed
 
