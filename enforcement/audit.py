@@ -10,20 +10,10 @@ from enforcement.errors import Conflict, Forbidden, InvalidTransition
 from enforcement.models import AuditEvent
 
 
-def audit_record(
-    *,
-    actor: Actor,
-    verb: str,
-    target: Any,
-    case=None,
-    account=None,
-    before: dict | None = None,
-    after: dict | None = None,
-    note: str = "",
-) -> AuditEvent:
+def audit_record(**fields) -> AuditEvent:
+    """Write the ``audit_row`` of these fields now, in the transaction of the change it records."""
     assert transaction.get_connection().in_atomic_block, "audit events belong to a transaction"
-    event = audit_row(actor=actor, verb=verb, target=target, case=case, account=account, before=before,
-                      after=after, note=note)
+    event = audit_row(**fields)
     event.save(force_insert=True)
     return event
 
@@ -39,7 +29,7 @@ def audit_row(
     after: dict | None = None,
     note: str = "",
 ) -> AuditEvent:
-    """The ``AuditEvent`` that ``audit_record`` writes, unsaved: for writing many at once (``lib.bulk``)."""
+    """An ``AuditEvent``, unsaved: ``audit_record`` writes one, or many are written at once (``lib.bulk``)."""
     return AuditEvent(
         **actor.audit_fields(),
         verb=verb,
